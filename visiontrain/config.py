@@ -1,0 +1,133 @@
+"""Typed, frozen configuration passed from the tools down to the library.
+
+The absl flags in `visiontrain.flags` are converted into these dataclasses once,
+at the edge; library code takes them (or plain arguments) and never reads FLAGS,
+so everything here is usable from Python and testable without absl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the shards are and how batches are made from them."""
+
+    data_dir: str
+    image_size: int = 224
+    global_batch_size: int = 128
+    # Random-resized-crop ranges, the Inception/timm defaults.
+    crop_area_min: float = 0.08
+    crop_area_max: float = 1.0
+    aspect_ratio_min: float = 3 / 4
+    aspect_ratio_max: float = 4 / 3
+    # 0.875 is the classic ImageNet center-crop fraction (224 of 256).
+    eval_crop_fraction: float = 0.875
+    shuffle_buffer: int = 2048
+    # Model Garden pins a bounded prefetch: autotuned prefetch has caused OOMs.
+    prefetch_batches: int = 4
+    cache_eval: bool = True
+    deterministic: bool = False
+    threadpool_size: int = 0
+    verify_sha256: bool = False
+    tf_data_service: str = ""
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build; the class count comes from the data's label map."""
+
+    name: str = "resnet20"
+    num_classes: int = 0
+    dropout: float = 0.0
+    zero_init_residual: bool = True
+    sync_bn: bool = False
+    pretrained: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedule, checkpointing and logging of one training run."""
+
+    run_dir: str
+    epochs: int = 10
+    optimizer: str = "sgd"
+    base_lr: float = 0.1
+    # Goyal et al.: LR = base_lr * global_batch / 256.
+    scale_lr: bool = True
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-5
+    warmup_epochs: float = 0.0
+    schedule: str = "cosine"
+    step_decay_epochs: tuple[int, ...] = ()
+    step_decay_rate: float = 0.1
+    label_smoothing: float = 0.0
+    clip_norm: float = 0.0
+    ema_decay: float = 0.0
+    eval_every: int = 1
+    steps_per_loop: int = 10
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 3
+    dtype: str = "float32"
+    jit_compile: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    augment: str = ""
+    max_nan_retries: int = 2
+    freeze_epochs: int = 0
+    unfreeze: str = "all"
+    fine_tune_lr: float = 0.0
+    freeze_bn: bool = False
+    layer_decay: float = 0.0
+    profile_steps: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionConfig:
+    """How replicas and workers are laid out."""
+
+    strategy: str = "auto"
+    cpu_replicas: int = 0
+    worker_hosts: tuple[str, ...] = ()
+    task_index: int = 0
+    tpu: str = ""
+    collective_timeout_s: int = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Where and how a trained run becomes a versioned SavedModel."""
+
+    run_dir: str
+    export_dir: str
+    version: str = "auto"
+    top_k: int = 5
+    max_pixels: int = 50_000_000
+    tflite: str = ""
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (possibly nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuilds a config dataclass from `to_dict` output; unknown keys are errors."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in values.items():
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+def dumps(config: Any) -> str:
+    """Serialises a config dataclass to stable, human-readable JSON."""
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)

@@ -1,0 +1,1 @@
+"""absl flag definitions, validators, and the one conversion from flags to a typed config."""

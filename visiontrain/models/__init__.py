@@ -1,0 +1,1 @@
+"""Model builders (ResNet family, small CNN, pretrained backbones) behind one registry."""

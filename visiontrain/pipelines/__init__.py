@@ -1,0 +1,1 @@
+"""Input pipelines: TFRecord writing and reading, decoding, preprocessing, augmentation."""

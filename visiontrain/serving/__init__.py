@@ -1,0 +1,1 @@
+"""SavedModel export with explicit serving signatures, and loading for prediction."""

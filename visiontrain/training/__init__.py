@@ -1,0 +1,1 @@
+"""The training engine: strategies, the custom loop, optimisation, checkpoints."""
