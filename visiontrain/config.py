@@ -92,7 +92,7 @@ class DistributionConfig:
     """How replicas and workers are laid out."""
 
     strategy: str = "auto"
-    cpu_replicas: int = 0
+    cpu_replicas: int = 1
     worker_hosts: tuple[str, ...] = ()
     task_index: int = 0
     tpu: str = ""

@@ -1,0 +1,244 @@
+"""tf.data readers over our TFRecord shards: one epoch at a time, exactly once, resumable.
+
+Training reads one epoch per dataset. The epoch's order is a pure function of
+(seed, epoch, input pipeline), so a restarted job rebuilds the same order and skips
+the records it already consumed *before* decoding them: that is how the data position
+survives a restart (distributed iterators cannot be checkpointed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from visiontrain.config import DataConfig
+from visiontrain.pipelines import preprocess, schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineShare:
+    """What one input pipeline reads: its files and how it shards them."""
+
+    files: tuple[str, ...]
+    # "file": this pipeline owns whole files; "record": every pipeline reads every
+    # file in the same order and keeps every num_pipelines-th record.
+    policy: str
+    num_records: int
+    num_pipelines: int
+    pipeline_id: int
+
+
+def split_shards(data_dir: str, manifest: dict[str, Any], split: str) -> list[dict[str, Any]]:
+    """The manifest's shard entries for `split`, with absolute paths under `path`."""
+    splits = manifest.get("splits", {})
+    if split not in splits:
+        raise ValueError(
+            f"The data in {data_dir} has no split {split!r}; it has {sorted(splits)}."
+        )
+    return [
+        dict(shard, path=os.path.join(data_dir, shard["file"]))
+        for shard in splits[split]["shards"]
+    ]
+
+
+def pipeline_share(
+    shards: list[dict[str, Any]], num_pipelines: int, pipeline_id: int
+) -> PipelineShare:
+    """Assigns shards to one of `num_pipelines` input pipelines.
+
+    Files are dealt round-robin when there are at least as many files as pipelines
+    (each worker then reads only its own files); otherwise every pipeline reads all
+    files and keeps a disjoint, strided subset of records.
+    """
+    if len(shards) >= num_pipelines:
+        mine = shards[pipeline_id::num_pipelines]
+        return PipelineShare(
+            files=tuple(s["path"] for s in mine),
+            policy="file",
+            num_records=sum(s["records"] for s in mine),
+            num_pipelines=num_pipelines,
+            pipeline_id=pipeline_id,
+        )
+    total = sum(s["records"] for s in shards)
+    # Pipeline p keeps records p, p + P, p + 2P, ... of the fixed file order.
+    return PipelineShare(
+        files=tuple(s["path"] for s in shards),
+        policy="record",
+        num_records=len(range(pipeline_id, total, num_pipelines)),
+        num_pipelines=num_pipelines,
+        pipeline_id=pipeline_id,
+    )
+
+
+def steps_per_epoch(
+    shards: list[dict[str, Any]], global_batch_size: int, num_pipelines: int = 1
+) -> int:
+    """Training steps in one epoch, from the manifest's record counts.
+
+    Every pipeline must run the same number of steps (collectives would hang
+    otherwise), so the pipeline with the fewest records sets the pace.
+    """
+    per_pipeline_batch = global_batch_size // num_pipelines
+    fewest = min(
+        pipeline_share(shards, num_pipelines, p).num_records for p in range(num_pipelines)
+    )
+    steps = fewest // per_pipeline_batch
+    if steps < 1:
+        raise ValueError(
+            f"An epoch of {fewest} records per input pipeline is smaller than one batch of "
+            f"{per_pipeline_batch}; lower --global_batch_size."
+        )
+    return steps
+
+
+def _epoch_seed(seed: int, epoch: int, pipeline_id: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, pipeline_id]).generate_state(1)[0])
+
+
+def _options(config: DataConfig) -> tf.data.Options:
+    options = tf.data.Options()
+    # We shard explicitly above; the AUTO policy would shard a second time (and warn).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = config.deterministic
+    if config.threadpool_size:
+        options.threading.private_threadpool_size = config.threadpool_size
+    return options
+
+
+def _records(share: PipelineShare, file_order: np.ndarray) -> tf.data.Dataset:
+    files = tf.data.Dataset.from_tensor_slices([share.files[i] for i in file_order])
+    # deterministic=True: the record order must be reproducible for resume and sharding.
+    records = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(len(share.files), 8)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if share.policy == "record":
+        records = records.shard(share.num_pipelines, share.pipeline_id)
+    return records
+
+
+def make_train_dataset(
+    shards: list[dict[str, Any]],
+    config: DataConfig,
+    *,
+    epoch: int,
+    batch_size: int,
+    records_per_epoch: int,
+    start_record: int = 0,
+    num_pipelines: int = 1,
+    pipeline_id: int = 0,
+    with_keys: bool = False,
+) -> tf.data.Dataset:
+    """One epoch of training batches for one input pipeline.
+
+    Args:
+      shards: the split's shard entries (see `split_shards`).
+      config: the data configuration.
+      epoch: the epoch number; it seeds the file and record order.
+      batch_size: this pipeline's batch size (per replica under MirroredStrategy).
+      records_per_epoch: records this pipeline delivers per epoch (steps x batch);
+        the shuffled remainder beyond it is dropped, differently in every epoch.
+      start_record: records of this epoch already consumed (resume).
+      num_pipelines: input pipelines in the job (workers).
+      pipeline_id: this pipeline's index.
+      with_keys: also yield each record's sha256 key (exactly-once tests).
+
+    Returns:
+      A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys.
+    """
+    share = pipeline_share(shards, num_pipelines, pipeline_id)
+    seed = _epoch_seed(config.seed, epoch, pipeline_id)
+    # Shuffling the file order first lets a small record buffer still mix the data.
+    file_order = (
+        np.random.default_rng(seed).permutation(len(share.files))
+        if share.policy == "file"
+        else np.arange(len(share.files))
+    )
+    records = _records(share, file_order)
+    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    # take, then skip, both before decoding: skipping a consumed record costs no decode.
+    records = records.take(records_per_epoch).skip(start_record)
+    records = records.enumerate(start=start_record)
+
+    def parse(index, serialized):
+        features = schema.parse_example(serialized)
+        crop_seed = tf.stack([tf.constant(seed % (2**31), tf.int64), index])
+        image = preprocess.preprocess_for_train(
+            features[schema.ENCODED],
+            crop_seed,
+            config.image_size,
+            (config.crop_area_min, config.crop_area_max),
+            (config.aspect_ratio_min, config.aspect_ratio_max),
+        )
+        label = tf.cast(features[schema.LABEL], tf.int32)
+        if with_keys:
+            return image, label, features[schema.SHA256]
+        return image, label
+
+    dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    return dataset.prefetch(config.prefetch_batches).with_options(_options(config))
+
+
+def make_eval_dataset(
+    shards: list[dict[str, Any]],
+    config: DataConfig,
+    *,
+    batch_size: int,
+    num_pipelines: int = 1,
+    pipeline_id: int = 0,
+    with_keys: bool = False,
+) -> tf.data.Dataset:
+    """Every record of a split once, in file order, with the evaluation preprocessing.
+
+    Evaluation shards by record so that the pipelines' shares differ by at most one
+    record, and keeps the final partial batch: every example counts.
+    """
+    share = pipeline_share(shards, num_pipelines, pipeline_id)
+    if share.policy == "file" and num_pipelines > 1:
+        share = dataclasses.replace(share, files=tuple(s["path"] for s in shards), policy="record")
+    records = _records(share, np.arange(len(share.files)))
+
+    def parse(serialized):
+        features = schema.parse_example(serialized)
+        image = preprocess.preprocess_for_eval(
+            features[schema.ENCODED], config.image_size, config.eval_crop_fraction
+        )
+        label = tf.cast(features[schema.LABEL], tf.int32)
+        if with_keys:
+            return image, label, features[schema.SHA256]
+        return image, label
+
+    dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
+    if config.cache_eval:
+        dataset = dataset.cache()
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    return dataset.prefetch(config.prefetch_batches).with_options(_options(config))
+
+
+def log_sharding(shards: list[dict[str, Any]], num_pipelines: int) -> None:
+    """Says once how the training files are split across input pipelines, and why."""
+    policy = pipeline_share(shards, num_pipelines, 0).policy
+    if policy == "file":
+        logging.info(
+            "Input sharding: by file (%d files over %d input pipelines).",
+            len(shards),
+            num_pipelines,
+        )
+    else:
+        logging.info(
+            "Input sharding: by record, because %d files are fewer than %d input pipelines; "
+            "every pipeline reads all files and keeps a disjoint stride of records. "
+            "Write more shards (visiontrain-data build --num_shards) to shard by file.",
+            len(shards),
+            num_pipelines,
+        )

@@ -1,0 +1,82 @@
+"""The replicated train and eval steps, compiled once per run.
+
+Losses are summed per replica and divided by the GLOBAL batch size, so the
+optimizer's cross-replica gradient sum equals the gradient of the global mean loss,
+whatever the replica count.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+
+def smoothed_cross_entropy(
+    labels: tf.Tensor, logits: tf.Tensor, label_smoothing: float
+) -> tf.Tensor:
+    """Per-example cross-entropy of soft or one-hot `labels` against float32 logits.
+
+    Smoothing is applied to whatever target arrives (MixUp/CutMix targets too), so the
+    two compose the way timm's SoftTargetCrossEntropy + smoothing does.
+    """
+    num_classes = tf.cast(tf.shape(logits)[-1], tf.float32)
+    targets = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return tf.nn.softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
+
+
+def make_train_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    *,
+    num_classes: int,
+    global_batch_size: int,
+    label_smoothing: float,
+    augmenter: Callable | None = None,
+) -> Callable:
+    """Returns step_fn(images uint8, labels int32, seed [2] int) -> (loss_sum, correct).
+
+    Runs inside `strategy.run`: the augmentation and the cast to float happen here,
+    on each replica's device, not in the host input pipeline.
+    """
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def step_fn(images, labels, seed):
+        images = tf.cast(images, tf.float32)
+        targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        if augmenter is not None:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            images, targets = augmenter(
+                images, targets, training=True, seed=seed + tf.cast(replica, seed.dtype)
+            )
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            per_example = smoothed_cross_entropy(targets, logits, label_smoothing)
+            loss = tf.reduce_sum(per_example) / global_batch_size
+            if model.losses:
+                loss += tf.add_n(model.losses) / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = optimizer.scale_loss(loss) if loss_scaled else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
+        )
+        return tf.reduce_sum(per_example), correct
+
+    return step_fn
+
+
+def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
+    """Returns step_fn(images, labels) -> [loss_sum, top1, top5, count] sums."""
+    k = min(5, num_classes)
+
+    def step_fn(images, labels):
+        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        top1 = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        top5 = tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return tf.stack([tf.reduce_sum(loss), tf.reduce_sum(top1), tf.reduce_sum(top5), count])
+
+    return step_fn
