@@ -83,6 +83,19 @@ def preprocess_for_eval(
     return resize_uint8(decode_and_crop(encoded, window), image_size)
 
 
+def preprocess_decoded_for_eval(
+    images: tf.Tensor, image_size: int, crop_fraction: float
+) -> tf.Tensor:
+    """`preprocess_for_eval` for already decoded uint8 images [B, H, W, 3].
+
+    Gives the same pixels as `preprocess_for_eval` on the encoded originals, because
+    JPEG decode-and-crop equals decode-then-crop (checked in the tests).
+    """
+    window = center_crop_window(tf.shape(images)[1:3], crop_fraction)
+    cropped = images[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3], :]
+    return resize_uint8(cropped, image_size)
+
+
 def random_crop_window(
     shape: tf.Tensor,
     seed: tf.Tensor,

@@ -10,7 +10,14 @@ from absl import app, logging
 
 # Errors that mean "the input or the flags are wrong": shown as one clear line and
 # exit code 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    FloatingPointError,
+    RuntimeError,
+)
 EXIT_USER_ERROR = 2
 
 

@@ -1,0 +1,28 @@
+"""visiontrain-export: a training run becomes EXPORT/NAME/<version>/, a SavedModel.
+
+    visiontrain-export --run_dir=RUN --export_dir=models/digits
+"""
+
+from __future__ import annotations
+
+from visiontrain.flags import configs, definitions
+from visiontrain.tools.common import run_main
+
+definitions.define_export_flags()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    from visiontrain.serving.export import export_run
+
+    path = export_run(configs.export_config())
+    print(f"Exported SavedModel: {path}")
+
+
+def run() -> None:
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

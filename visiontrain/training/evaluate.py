@@ -1,0 +1,86 @@
+"""Evaluation of a run's checkpoint or of an exported SavedModel on a split of shards."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from visiontrain.config import DataConfig
+from visiontrain.pipelines import datasets, schema
+from visiontrain.pipelines import manifest as manifest_lib
+
+
+def encoded_records(data_dir: str, split: str, batch_size: int) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split in file order, unprocessed."""
+    manifest = manifest_lib.load_manifest(data_dir)
+    files = [s["path"] for s in datasets.split_shards(data_dir, manifest, split)]
+
+    def parse(serialized):
+        features = schema.parse_example(serialized)
+        return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
+
+    return tf.data.TFRecordDataset(files).map(parse).batch(batch_size)
+
+
+def summarize(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1, top-5 and mean cross-entropy of predicted probabilities."""
+    k = min(5, probabilities.shape[1])
+    top_k = np.argsort(-probabilities, axis=1)[:, :k]
+    picked = probabilities[np.arange(len(labels)), labels]
+    return {
+        "accuracy": float(np.mean(top_k[:, 0] == labels)),
+        "top5": float(np.mean(np.any(top_k == labels[:, None], axis=1))),
+        "loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
+        "examples": int(len(labels)),
+    }
+
+
+def collect(
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `predict` (encoded bytes -> probabilities) over all records."""
+    probabilities, labels = [], []
+    for encoded, label in records:
+        probabilities.append(predict(encoded).numpy())
+        labels.append(label.numpy())
+    return np.concatenate(probabilities), np.concatenate(labels)
+
+
+def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
+    """The SavedModel's serving_default as encoded bytes -> probabilities, and its labels."""
+    from visiontrain.serving.predict import load_signature
+
+    serve = load_signature(saved_model_dir)
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    labels = json.load(open(metadata))["labels"] if os.path.exists(metadata) else []
+    return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
+
+
+def model_predictor(model, data: DataConfig) -> Callable:
+    """A Keras model plus the shared eval preprocessing, as encoded bytes -> probabilities."""
+    from visiontrain.pipelines.preprocess import preprocess_for_eval
+
+    @tf.function
+    def predict(encoded):
+        images = tf.map_fn(
+            lambda e: preprocess_for_eval(e, data.image_size, data.eval_crop_fraction),
+            encoded,
+            fn_output_signature=tf.TensorSpec([data.image_size] * 2 + [3], tf.uint8),
+        )
+        return tf.nn.softmax(tf.cast(model(tf.cast(images, tf.float32), training=False),
+                                     tf.float32))
+
+    return predict
+
+
+def check_labels(model_labels: list[str], data_labels: list[str], source: str) -> None:
+    """A model and a dataset must agree on the class names, in order."""
+    if model_labels and list(model_labels) != list(data_labels):
+        raise ValueError(
+            f"The label map of {source} ({len(model_labels)} classes: {model_labels[:5]}...) "
+            f"does not match the data's ({len(data_labels)}: {data_labels[:5]}...)."
+        )
