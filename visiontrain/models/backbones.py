@@ -107,12 +107,12 @@ def build_keras_backbone(
             "BatchNormalization layers.", name)
     kwargs = dict(
         include_top=False, weights=weights, input_shape=(image_size, image_size, 3),
-        pooling=None, name="backbone",
+        pooling=None,
     )
     if entry is MOBILENET_V1:
         kwargs["alpha"] = parse_mobilenet_v1_alpha(name)
     try:
-        return entry.constructor(**kwargs)
+        backbone = entry.constructor(**kwargs)
     except Exception as e:  # keras.utils.get_file raises a bare Exception when offline.
         if weights is None or (weights == "imagenet" and isinstance(e, ValueError)):
             raise
@@ -128,3 +128,6 @@ def build_keras_backbone(
             f"image_size={image_size}: {e}. Pass the no-top keras.applications weights "
             "of exactly this architecture (and width multiplier)."
         ) from e
+    # Renamed after construction: EfficientNetV2 looks up its block table by `name`.
+    backbone.name = "backbone"
+    return backbone
