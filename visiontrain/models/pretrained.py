@@ -1,0 +1,121 @@
+"""Resolving `ModelConfig.pretrained` into what to load, and loading whole-model weights.
+
+`pretrained` is "" (random init), "imagenet" (keras.applications download) or a path to:
+  * a backbone-only weights file: the keras.applications no-top layout, legacy `.h5`
+    (what keras downloads) or `.weights.h5` (`backbone.save_weights`); or
+  * a whole visiontrain model's `.weights.h5` (`model.save_weights`), possibly with a
+    different class count, in which case the head is re-initialised (and logged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import h5py
+import keras
+from absl import logging
+
+from visiontrain.models.head import BACKBONE_NAME
+
+# Keras 3 names the entries of a `.weights.h5` after the snake-cased layer class: our
+# nested backbone is a Functional and the head's only top-level Dense is the classifier.
+_NESTED_MODEL_KEY = "layers/functional"
+_HEAD_KERNEL_KEY = "layers/dense/vars/0"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedSource:
+    """What `ModelConfig.pretrained` asks for.
+
+    Attributes:
+      kind: "none", "imagenet", "backbone_file" or "model_file".
+      path: The weights file, for the two file kinds.
+      num_classes: The class count stored in a "model_file".
+    """
+
+    kind: str
+    path: str = ""
+    num_classes: int = 0
+
+    @property
+    def backbone_weights(self) -> str | None:
+        """The `weights=` argument for the backbone builder."""
+        return {"imagenet": "imagenet", "backbone_file": self.path}.get(self.kind)
+
+
+def resolve_pretrained(pretrained: str) -> PretrainedSource:
+    """Classifies `ModelConfig.pretrained`, checking that a file exists and is readable.
+
+    Args:
+      pretrained: "", "imagenet" or a path to an `.h5` / `.weights.h5` file.
+
+    Returns:
+      The `PretrainedSource`.
+
+    Raises:
+      ValueError: If the path does not exist or is not a Keras HDF5 weights file.
+    """
+    if not pretrained:
+        return PretrainedSource("none")
+    if pretrained == "imagenet":
+        return PretrainedSource("imagenet")
+    if not os.path.isfile(pretrained):
+        raise ValueError(
+            f"--pretrained={pretrained!r}: no such file. Pass '' (random init), 'imagenet' "
+            "or the path of an existing .h5 / .weights.h5 weights file."
+        )
+    if not pretrained.endswith(".h5"):
+        raise ValueError(
+            f"--pretrained={pretrained!r} is not an .h5 / .weights.h5 weights file. For a "
+            ".keras model, save its weights first: model.save_weights('x.weights.h5')."
+        )
+    try:
+        with h5py.File(pretrained, "r") as f:
+            if _NESTED_MODEL_KEY in f and _HEAD_KERNEL_KEY in f:
+                num_classes = int(f[_HEAD_KERNEL_KEY].shape[-1])
+                return PretrainedSource("model_file", pretrained, num_classes)
+    except OSError as e:
+        raise ValueError(f"--pretrained={pretrained!r} is not a readable HDF5 file: {e}") from e
+    return PretrainedSource("backbone_file", pretrained)
+
+
+def load_model_file(
+    model: keras.Model,
+    source: PretrainedSource,
+    num_classes: int,
+    build_like: Callable[[int], keras.Model],
+) -> None:
+    """Loads a whole visiontrain model's weights, re-initialising a head of another size.
+
+    A different class count is loaded strictly into a donor model of the file's class
+    count and only the backbone is copied, so an architecture mismatch is an error rather
+    than a silently skipped layer.
+
+    Args:
+      model: The freshly built model to fill.
+      source: A "model_file" `PretrainedSource`.
+      num_classes: The class count of `model`.
+      build_like: Builds a random-init model like `model` with a given class count.
+
+    Raises:
+      ValueError: If the file does not fit the architecture.
+    """
+    same_head = source.num_classes == num_classes
+    target = model if same_head else build_like(source.num_classes)
+    try:
+        target.load_weights(source.path)
+    except Exception as e:  # Keras reports a mismatch as ValueError or KeyError.
+        raise ValueError(
+            f"Could not load {source.path!r} into {model.name!r}: {e}. It must be "
+            f"model.save_weights() output of a {model.name!r} model."
+        ) from e
+    if same_head:
+        logging.info("Loaded all weights of %s from %s.", model.name, source.path)
+        return
+    model.get_layer(BACKBONE_NAME).set_weights(target.get_layer(BACKBONE_NAME).get_weights())
+    logging.warning(
+        "Loaded the backbone of %s from %s; the head was replaced and re-initialised "
+        "because the file has %d classes and the model %d.",
+        model.name, source.path, source.num_classes, num_classes)
