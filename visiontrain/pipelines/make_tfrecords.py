@@ -203,14 +203,13 @@ def _write_shard(pool, out_dir, name, shard, labels, cfg) -> dict:
                 text=labels[item.label], height=result.height, width=result.width,
                 filename=item.relpath, sha256=hashlib.sha256(result.encoded).hexdigest(),
             )
-            writer.write(example.SerializeToString())
+            # Map fields serialize in hash order unless asked; byte-identical reruns need this.
+            writer.write(example.SerializeToString(deterministic=True))
             records += 1
             class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
-    os.replace(tmp, os.path.join(out_dir, name))
-    path = os.path.join(out_dir, name)
-    entry = {"file": name, "records": records, "bytes": os.path.getsize(path),
-             "sha256": manifest.file_sha256(path)}
-    return {"shard": entry, "class_counts": class_counts, "skipped": skipped}
+    entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
+             "sha256": manifest.file_sha256(tmp)}
+    return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
 
 
 def _remove_stale(out_dir: str, keep: set[str]) -> None:
@@ -229,9 +228,12 @@ def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
         digest = _plan_digest(shard, hashes, cfg)
         record = _resumable(cfg.output, name, digest)
         if record is None:
-            record = {"plan": digest, **_write_shard(pool, cfg.output, name, shard, labels, cfg)}
+            tmp, record = _write_shard(pool, cfg.output, name, shard, labels, cfg)
+            record["plan"] = digest
+            # Sidecar first: a shard under its final name always has one to verify against.
             sidecar = os.path.join(cfg.output, _SIDECAR_DIR, name + ".json")
             _atomic_write(sidecar, json.dumps(record).encode())
+            os.replace(tmp, os.path.join(cfg.output, name))
         progress.update(len(shard))
         entries.append(record["shard"])
         skipped += record["skipped"]
