@@ -1,0 +1,262 @@
+"""The gate every source image passes before anything decodes it.
+
+Measured on TF 2.21: an animated WebP makes `tf.io.decode_image` abort the whole
+process (exit 134), and a PNG of 0.75 MB can decode to 768 MB. So the format is
+sniffed from magic bytes and the dimensions are read from the header first; only
+JPEG, PNG, GIF and BMP that fit under `max_pixels` reach a decoder, and that
+decoder is Pillow (in-process, raises instead of aborting), never TF.
+
+This module deliberately does not import TensorFlow: it runs in the converter's
+worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import struct
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC)
+# share the range but are not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers that stand alone, without a length field.
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
+_ORIENTATION_TAG = 0x0112
+
+
+class RejectedImage(ValueError):
+    """An input that must not reach a decoder; `reason` says why, for the manifest."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What the header says: `format` is "jpeg", "png", "gif" or "bmp"."""
+
+    format: str
+    height: int
+    width: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedImage:
+    """An RGB image encoded as `format` ("jpeg" or "png"), ready for a shard."""
+
+    encoded: bytes
+    format: str
+    height: int
+    width: int
+
+
+def _jpeg_info(data: bytes) -> ImageInfo:
+    pos, size = 2, None
+    while pos < len(data):
+        if data[pos] != 0xFF:
+            raise RejectedImage(f"corrupt JPEG: no marker at byte {pos}")
+        while pos < len(data) and data[pos] == 0xFF:
+            pos += 1
+        if pos >= len(data):
+            break
+        marker = data[pos]
+        pos += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker == 0xD9:
+            break
+        if pos + 2 > len(data):
+            break
+        (length,) = struct.unpack(">H", data[pos : pos + 2])
+        if length < 2 or pos + length > len(data):
+            raise RejectedImage(f"truncated JPEG: segment 0x{marker:02X} runs past the end")
+        if marker in _JPEG_SOF:
+            if length < 7:
+                raise RejectedImage("corrupt JPEG: short frame header")
+            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
+            size = (height, width)
+        if marker == 0xDA:
+            # Entropy-coded data follows; what matters now is that the file ends.
+            if size is None:
+                raise RejectedImage("corrupt JPEG: scan before any frame header")
+            if data.rfind(b"\xff\xd9", pos + length) < 0:
+                raise RejectedImage("truncated JPEG: no end-of-image marker after the scan")
+            return ImageInfo("jpeg", *size)
+        pos += length
+    raise RejectedImage("truncated JPEG: ends before the first scan")
+
+
+def _png_info(data: bytes) -> ImageInfo:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise RejectedImage("truncated PNG: no IHDR chunk")
+    width, height = struct.unpack(">II", data[16:24])
+    if data.rfind(b"IEND") < 0:
+        raise RejectedImage("truncated PNG: no IEND chunk")
+    return ImageInfo("png", height, width)
+
+
+def _gif_info(data: bytes) -> ImageInfo:
+    if len(data) < 13:
+        raise RejectedImage("truncated GIF: no logical screen descriptor")
+    width, height = struct.unpack("<HH", data[6:10])
+    if b";" not in data[-16:]:
+        raise RejectedImage("truncated GIF: no trailer byte")
+    return ImageInfo("gif", height, width)
+
+
+def _bmp_info(data: bytes) -> ImageInfo:
+    if len(data) < 26:
+        raise RejectedImage("truncated BMP: no DIB header")
+    (declared,) = struct.unpack("<I", data[2:6])
+    if declared and len(data) < declared:
+        raise RejectedImage(f"truncated BMP: {len(data)} bytes, header declares {declared}")
+    (dib_size,) = struct.unpack("<I", data[14:18])
+    if dib_size == 12:
+        width, height = struct.unpack("<HH", data[18:22])
+    else:
+        width, height = struct.unpack("<ii", data[18:26])
+    return ImageInfo("bmp", abs(height), abs(width))
+
+
+def _unsupported_reason(data: bytes) -> str:
+    if not data:
+        return "empty file"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP is not supported (TF aborts on animated WebP); convert it to PNG or JPEG"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF is not supported; convert it to PNG or JPEG"
+    head = data[:64].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<svg")):
+        return "markup (HTML/XML/SVG), not an image"
+    if data[:2] == b"\xff\xd8":
+        return "truncated JPEG: stops inside the start marker"
+    return f"unknown format (first bytes {data[:8].hex()})"
+
+
+def inspect_bytes(data: bytes) -> ImageInfo:
+    """Sniffs the format from magic bytes and reads dimensions from the header only.
+
+    Args:
+      data: the whole file.
+
+    Returns:
+      The format and header dimensions.
+
+    Raises:
+      RejectedImage: the format is not JPEG/PNG/GIF/BMP, or the file is truncated
+        or structurally corrupt, or the header gives a zero dimension.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        info = _jpeg_info(data)
+    elif data[:8] == _PNG_MAGIC:
+        info = _png_info(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        info = _gif_info(data)
+    elif data[:2] == b"BM":
+        info = _bmp_info(data)
+    else:
+        raise RejectedImage(_unsupported_reason(data))
+    if info.height <= 0 or info.width <= 0:
+        raise RejectedImage(f"{info.format} header gives size {info.height}x{info.width}")
+    return info
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    # Transparent pixels over white, the way a viewer shows them; dropping alpha would
+    # expose whatever colour the encoder left under them (often black).
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # Pillow's own conversion clips 16-bit values at 255 instead of scaling.
+        values = np.asarray(image, dtype=np.float64)
+        scale = 1.0 if image.mode == "F" and values.max() <= 1.0 else 257.0
+        gray = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        return _flatten_alpha(image)
+    return image.convert("RGB")
+
+
+def _decode(data: bytes, info: ImageInfo) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # The header check against max_pixels already ran; Pillow's own bomb
+            # limit would otherwise second-guess a caller who raised it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.seek(0)
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise RejectedImage(f"{info.format} does not decode: {err}") from err
+    return image
+
+
+def check_decodes(data: bytes) -> ImageInfo:
+    """Gates and fully decodes `data` (first frame), raising RejectedImage on failure."""
+    info = inspect_bytes(data)
+    _decode(data, info)
+    return info
+
+
+def _encode(image: Image.Image, image_format: str, jpeg_quality: int) -> bytes:
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        image.save(buffer, "JPEG", quality=jpeg_quality)
+    else:
+        image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def prepare(
+    data: bytes, *, keep_png: bool, jpeg_quality: int, max_side: int, max_pixels: int
+) -> PreparedImage:
+    """Gates, decodes and re-encodes one source image as RGB JPEG (or PNG).
+
+    An RGB JPEG that needs no rotation or downscale keeps its original bytes, so
+    there is no second generation of JPEG loss.
+
+    Args:
+      data: the whole source file.
+      keep_png: non-JPEG sources become PNG instead of JPEG.
+      jpeg_quality: quality of re-encoded JPEGs, 1-100.
+      max_side: downscale so the longer side is at most this; 0 keeps the size.
+      max_pixels: reject when the header's height * width is larger.
+
+    Returns:
+      The encoded RGB image and its final dimensions.
+
+    Raises:
+      RejectedImage: see `inspect_bytes`, plus too many pixels or a failed decode.
+    """
+    info = inspect_bytes(data)
+    if info.height * info.width > max_pixels:
+        raise RejectedImage(
+            f"{info.format} header says {info.width}x{info.height} = "
+            f"{info.height * info.width} pixels, above --max_pixels={max_pixels}"
+        )
+    image = _decode(data, info)
+    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    too_big = max_side > 0 and max(image.size) > max_side
+    if info.format == "jpeg" and image.mode == "RGB" and orientation == 1 and not too_big:
+        return PreparedImage(data, "jpeg", image.height, image.width)
+    image = _to_rgb(ImageOps.exif_transpose(image))
+    if too_big:
+        ratio = max_side / max(image.size)
+        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    out_format = "png" if keep_png and info.format != "jpeg" else "jpeg"
+    return PreparedImage(
+        _encode(image, out_format, jpeg_quality), out_format, image.height, image.width
+    )

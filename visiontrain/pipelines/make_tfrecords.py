@@ -1,0 +1,316 @@
+"""Turns an image folder or a TFDS dataset into verified, resumable TFRecord shards.
+
+The plan is fixed before any shard is written: scan (hash + header gate) ->
+split -> duplicates -> seeded shuffle -> contiguous slices into shards. Shards are
+then written one by one to a temp name and renamed, each followed by a small
+sidecar recording its plan digest, size and sha256, so a rerun after kill -9
+keeps every complete shard and ends byte-identical to an uninterrupted run. The
+manifest is written last; its presence means the dataset is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+import visiontrain
+from visiontrain import config as config_lib
+from visiontrain.pipelines import image_gate, manifest, schema, sources, tfds_source
+
+_SIDECAR_DIR = ".partial"
+# At least this many shards per split (when each keeps >= _MIN_RECORDS_PER_SHARD):
+# enough files for 8 input pipelines or interleave cycles to read disjoint shards.
+_MIN_SHARDS = 8
+_MIN_RECORDS_PER_SHARD = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+    """Everything `build` needs; see visiontrain/flags/convert.py for the meaning."""
+
+    source: str
+    output: str
+    tfds_data_dir: str = ""
+    val_fraction: float = 0.1
+    seed: int = 0
+    shard_size_mb: float = 150.0
+    num_shards: int = 0
+    max_pixels: int = 50_000_000
+    max_side: int = 0
+    jpeg_quality: int = 95
+    keep_png: bool = False
+    strict: bool = False
+    dedupe: bool = False
+    num_workers: int = 0
+
+
+class BuildError(RuntimeError):
+    """The build could not finish as asked (e.g. --strict with rejected files)."""
+
+
+def _scan_one(item: sources.SourceItem) -> tuple[str, int, str]:
+    try:
+        data = item.read()
+    except OSError as err:
+        return "", 0, f"unreadable: {err.strerror}"
+    try:
+        image_gate.inspect_bytes(data)
+        reason = ""
+    except image_gate.RejectedImage as err:
+        reason = err.reason
+    return hashlib.sha256(data).hexdigest(), len(data), reason
+
+
+def _prepare_one(args: tuple[sources.SourceItem, ConvertConfig]):
+    item, cfg = args
+    try:
+        return image_gate.prepare(
+            item.read(),
+            keep_png=cfg.keep_png,
+            jpeg_quality=cfg.jpeg_quality,
+            max_side=cfg.max_side,
+            max_pixels=cfg.max_pixels,
+        )
+    except image_gate.RejectedImage as err:
+        return err.reason
+
+
+def _load_source(cfg: ConvertConfig) -> sources.Source:
+    if cfg.source.startswith("tfds:"):
+        return tfds_source.load_tfds(cfg.source[len("tfds:") :], cfg.tfds_data_dir)
+    source_dir, output_dir = os.path.realpath(cfg.source), os.path.realpath(cfg.output)
+    if os.path.isdir(source_dir) and (output_dir + os.sep).startswith(source_dir + os.sep):
+        raise ValueError(
+            f"--output={cfg.output} is inside --source={cfg.source}; the shards would be "
+            "scanned as images next time. Pick an output directory outside the source"
+        )
+    return sources.scan_folder(cfg.source)
+
+
+def find_duplicates(
+    items: list[sources.SourceItem], hashes: dict[str, str]
+) -> tuple[list[dict], list[dict], set[str]]:
+    """Groups items by content hash.
+
+    Returns:
+      (within_split, across_splits, droppable relpaths). Within a split the first
+      in sorted order is kept; for train/validation leakage the train copies go.
+    """
+    groups: dict[str, dict[str, list[str]]] = {}
+    for item in sorted(items, key=lambda i: i.relpath):
+        groups.setdefault(hashes[item.relpath], {}).setdefault(item.split, []).append(
+            item.relpath
+        )
+    within, across, drop = [], [], set()
+    for digest, by_split in sorted(groups.items()):
+        for split, files in sorted(by_split.items()):
+            if len(files) > 1:
+                within.append({"split": split, "sha256": digest, "kept": files[0],
+                               "duplicates": files[1:]})
+                drop.update(files[1:])
+        if len(by_split) > 1:
+            across.append({"sha256": digest, **by_split})
+            drop.update(by_split.get("train", []))
+    return within, across, drop
+
+
+def plan_num_shards(records: int, total_bytes: int, cfg: ConvertConfig) -> int:
+    """Shard count: fixed `num_shards`, else by size, raised toward 8 for parallel reads."""
+    if cfg.num_shards:
+        return max(1, min(cfg.num_shards, records))
+    by_size = math.ceil(total_bytes / (cfg.shard_size_mb * 2**20))
+    return max(1, min(records, max(by_size, min(_MIN_SHARDS, records // _MIN_RECORDS_PER_SHARD))))
+
+
+def plan_shards(
+    items: list[sources.SourceItem], split_index: int, sizes: dict[str, int], cfg: ConvertConfig
+) -> list[list[sources.SourceItem]]:
+    """Seeded shuffle of the sorted items, cut into contiguous, near-equal slices."""
+    ordered = sorted(items, key=lambda i: i.relpath)
+    order = np.random.default_rng([cfg.seed, split_index]).permutation(len(ordered))
+    shuffled = [ordered[i] for i in order]
+    count = plan_num_shards(len(shuffled), sum(sizes[i.relpath] for i in shuffled), cfg)
+    bounds = np.linspace(0, len(shuffled), count + 1).round().astype(int)
+    return [shuffled[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _plan_digest(shard: list[sources.SourceItem], hashes: dict[str, str], cfg) -> str:
+    encoding = [cfg.keep_png, cfg.jpeg_quality, cfg.max_side, cfg.max_pixels]
+    rows = [[i.relpath, i.label, hashes[i.relpath]] for i in shard]
+    return hashlib.sha256(json.dumps([encoding, rows]).encode()).hexdigest()
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _resumable(out_dir: str, name: str, digest: str) -> dict | None:
+    sidecar = os.path.join(out_dir, _SIDECAR_DIR, name + ".json")
+    path = os.path.join(out_dir, name)
+    if not (os.path.exists(sidecar) and os.path.exists(path)):
+        return None
+    with open(sidecar) as f:
+        record = json.load(f)
+    if record["plan"] != digest or os.path.getsize(path) != record["shard"]["bytes"]:
+        return None
+    return record if manifest.file_sha256(path) == record["shard"]["sha256"] else None
+
+
+class _Progress:
+    def __init__(self, split: str, total: int):
+        self.split, self.total, self.done, self.start = split, total, 0, time.time()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        rate = self.done / max(time.time() - self.start, 1e-6)
+        line = f"{self.split}: {self.done}/{self.total} images, {rate:.0f} img/s"
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + line + ("\n" if self.done >= self.total else ""))
+            sys.stderr.flush()
+        else:
+            logging.info(line)
+
+
+def _write_shard(pool, out_dir, name, shard, labels, cfg) -> dict:
+    class_counts: dict[str, int] = {}
+    skipped, records = [], 0
+    tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
+    with tf.io.TFRecordWriter(tmp) as writer:
+        prepared = pool.imap(_prepare_one, [(i, cfg) for i in shard], chunksize=8)
+        for item, result in zip(shard, prepared):
+            if isinstance(result, str):
+                skipped.append({"file": item.relpath, "reason": result})
+                continue
+            example = schema.make_example(
+                encoded=result.encoded, image_format=result.format, label=item.label,
+                text=labels[item.label], height=result.height, width=result.width,
+                filename=item.relpath, sha256=hashlib.sha256(result.encoded).hexdigest(),
+            )
+            # Map fields serialize in hash order unless asked; byte-identical reruns need this.
+            writer.write(example.SerializeToString(deterministic=True))
+            records += 1
+            class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
+    entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
+             "sha256": manifest.file_sha256(tmp)}
+    return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
+
+
+def _remove_stale(out_dir: str, keep: set[str]) -> None:
+    for name in os.listdir(out_dir):
+        stale_shard = name.endswith(".tfrecord") and name.startswith(sources.SPLITS)
+        if (stale_shard and name not in keep) or ".tmp-" in name:
+            os.remove(os.path.join(out_dir, name))
+
+
+def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
+    names = [schema.shard_name(split, i, len(shards)) for i in range(len(shards))]
+    progress = _Progress(split, sum(len(s) for s in shards))
+    totals: dict[str, int] = {}
+    entries, skipped = [], []
+    for name, shard in zip(names, shards):
+        digest = _plan_digest(shard, hashes, cfg)
+        record = _resumable(cfg.output, name, digest)
+        if record is None:
+            tmp, record = _write_shard(pool, cfg.output, name, shard, labels, cfg)
+            record["plan"] = digest
+            # Sidecar first: a shard under its final name always has one to verify against.
+            sidecar = os.path.join(cfg.output, _SIDECAR_DIR, name + ".json")
+            _atomic_write(sidecar, json.dumps(record).encode())
+            os.replace(tmp, os.path.join(cfg.output, name))
+        progress.update(len(shard))
+        entries.append(record["shard"])
+        skipped += record["skipped"]
+        for label, n in record["class_counts"].items():
+            totals[label] = totals.get(label, 0) + n
+    counts = {name: totals.get(name, 0) for name in labels}
+    return {"num_records": sum(e["records"] for e in entries), "class_counts": counts,
+            "shards": entries, "skipped": skipped}
+
+
+def _fail_if_strict(cfg: ConvertConfig, skipped: list[dict]) -> None:
+    if cfg.strict and skipped:
+        lines = "\n  ".join(f"{s['file']}: {s['reason']}" for s in skipped)
+        raise BuildError(f"--strict: {len(skipped)} file(s) rejected:\n  {lines}")
+
+
+def build(cfg: ConvertConfig) -> dict[str, Any]:
+    """Converts `cfg.source` into shards, labels.json and manifest.json in `cfg.output`.
+
+    Returns:
+      The manifest, as written.
+
+    Raises:
+      ValueError: a bad source (missing, empty class, < 2 classes, unknown TFDS name).
+      BuildError: `strict` and some files were rejected; no manifest is written.
+    """
+    # Workers only run Pillow code; forking before any TF op has run keeps them clean.
+    workers = cfg.num_workers or os.cpu_count() or 1
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        source = _load_source(cfg)
+        os.makedirs(os.path.join(cfg.output, _SIDECAR_DIR), exist_ok=True)
+        if os.path.exists(os.path.join(cfg.output, schema.MANIFEST_FILE)):
+            # Until the new manifest lands, no reader may trust the old one.
+            os.remove(os.path.join(cfg.output, schema.MANIFEST_FILE))
+        scanned = pool.imap(_scan_one, source.items, chunksize=16)
+        hashes, sizes, accepted = {}, {}, []
+        skipped = [{"file": f, "reason": r} for f, r in source.stray]
+        for item, (digest, size, reason) in zip(source.items, scanned):
+            if reason:
+                skipped.append({"file": item.relpath, "reason": reason})
+            else:
+                hashes[item.relpath], sizes[item.relpath] = digest, size
+                accepted.append(item)
+        logging.info("found %d files, %d pass the gate", len(source.items), len(accepted))
+        _fail_if_strict(cfg, skipped)
+        accepted = sources.stratified_split(accepted, cfg.val_fraction, cfg.seed)
+        within, across, droppable = find_duplicates(accepted, hashes)
+        if within or across:
+            logging.warning("%d duplicate group(s) within a split, %d across train/validation%s",
+                            len(within), len(across), "; dropping" if cfg.dedupe else "")
+        if cfg.dedupe:
+            accepted = [i for i in accepted if i.relpath not in droppable]
+        plans = {}
+        for index, split in enumerate(sources.SPLITS):
+            members = [i for i in accepted if i.split == split]
+            if not members:
+                raise ValueError(f"no usable images for the {split} split of {cfg.source}")
+            plans[split] = plan_shards(members, index, sizes, cfg)
+        _remove_stale(cfg.output, {
+            schema.shard_name(s, i, len(p)) for s, p in plans.items() for i in range(len(p))})
+        splits = {s: _write_split(pool, cfg, s, p, hashes, source.labels) for s, p in plans.items()}
+    for split in splits.values():
+        skipped += split.pop("skipped")
+    skipped.sort(key=lambda s: s["file"])
+    _fail_if_strict(cfg, skipped)
+    result = {
+        "format_version": 1, "tool": "visiontrain-data", "tool_version": visiontrain.__version__,
+        "source": cfg.source, "flags": config_lib.to_dict(cfg),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,
+        "skipped": skipped, "duplicates": {"within_split": within, "across_splits": across},
+    }
+    _atomic_write(os.path.join(cfg.output, schema.LABELS_FILE),
+                  json.dumps(list(source.labels), indent=1).encode())
+    _atomic_write(os.path.join(cfg.output, schema.MANIFEST_FILE),
+                  json.dumps(result, indent=1).encode())
+    for name in os.listdir(os.path.join(cfg.output, _SIDECAR_DIR)):
+        os.remove(os.path.join(cfg.output, _SIDECAR_DIR, name))
+    os.rmdir(os.path.join(cfg.output, _SIDECAR_DIR))
+    return result
