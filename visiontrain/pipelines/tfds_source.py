@@ -13,7 +13,6 @@ import tensorflow_datasets as tfds
 from visiontrain.pipelines.sources import Source, SourceItem
 
 
-
 def _feature_keys(builder) -> tuple[str, str]:
     features = builder.info.features
     images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
