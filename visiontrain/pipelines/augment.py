@@ -62,7 +62,8 @@ class Param:
             raise ValueError(f"{op}: {self.name} must be in {bracket}{self.low:g}, {self.high:g}]. "
                              f"Received: {self.name}={value:g}")
         if self.integer and value != int(value):
-            raise ValueError(f"{op}: {self.name} must be an integer. Received: {self.name}={value:g}")
+            raise ValueError(f"{op}: {self.name} must be an integer. "
+                             f"Received: {self.name}={value:g}")
         return int(value) if self.integer else value
 
 
@@ -168,8 +169,10 @@ def parse_policy(spec: str) -> tuple[AugmentOp, ...]:
 def augment_seed(seed: int, step, replica_id) -> tf.Tensor:
     """Stateless seed [2] (int64) for one (base seed, step, replica) triple."""
     base = tf.constant([seed, 0], tf.int64)
-    folded = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
-    return tf.random.experimental.stateless_fold_in(folded, tf.cast(replica_id, tf.int64))
+    folded = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64),
+                                                           alg=ops.RNG_ALG)
+    return tf.random.experimental.stateless_fold_in(folded, tf.cast(replica_id, tf.int64),
+                                                    alg=ops.RNG_ALG)
 
 
 def _replica_id():
@@ -230,7 +233,8 @@ class Augmenter:
 
     def _check(self, images, labels):
         if images.shape.rank != 4 or images.shape[-1] != 3:
-            raise ValueError(f"Augmenter expects images [B, H, W, 3]. Received: shape={images.shape}")
+            raise ValueError("Augmenter expects images [B, H, W, 3]. "
+                             f"Received: shape={images.shape}")
         if labels.shape.rank != 2 or labels.shape[-1] not in (None, self.num_classes):
             raise ValueError(f"Augmenter expects one-hot labels [B, {self.num_classes}]. "
                              f"Received: shape={labels.shape}")
@@ -259,7 +263,8 @@ class Augmenter:
         if seed is None:
             if step is None:
                 step = tf.random.uniform([], maxval=2**62, dtype=tf.int64)
-            seed = augment_seed(self.seed, step, _replica_id() if replica_id is None else replica_id)
+            replica_id = _replica_id() if replica_id is None else replica_id
+            seed = augment_seed(self.seed, step, replica_id)
         seeds = tf.unstack(ops.split_seed(tf.cast(seed, tf.int64), len(self.stages)))
         for (_, op), stage_seed in zip(self.stages, seeds):
             images, labels = op(images, labels, stage_seed)

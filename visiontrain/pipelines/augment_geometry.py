@@ -3,8 +3,9 @@
 `tf.raw_ops.ImageProjectiveTransformV3` (behind `keras.layers.RandomRotation`,
 `RandomTranslation`, `RandomZoom` and tf.image transforms) still has no XLA kernel
 on TF 2.21 (tensorflow/tensorflow#100865; checked: "No registered
-'ImageProjectiveTransformV3' OpKernel for XLA_CPU_JIT"). `affine_warp` does the
-same bilinear resampling with gathers, so a jit-compiled train step can hold it.
+'ImageProjectiveTransformV3' OpKernel for XLA_CPU_JIT"). `affine_warp` uses that
+fast kernel outside XLA and, when traced for XLA, the same bilinear resampling
+written with gathers, so a jit-compiled train step can hold it.
 
 Matrices map OUTPUT pixel coordinates (x, y, 1) to INPUT coordinates, so warping
 by M1 and then by M2 equals one warp by `M1 @ M2`: consecutive geometric ops are
@@ -14,15 +15,22 @@ merged into one resampling (one interpolation blur instead of several).
 from __future__ import annotations
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 FILL_MODES = ("constant", "reflect")
+
+
+def in_xla_context() -> bool:
+    """True while tracing for XLA (jit_compile=True), where some TF kernels are missing."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _centered(linear: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """Embeds per-image 2x2 linear maps [B,2,2] as 3x3 maps about the image centre."""
     center = tf.stack([(tf.cast(width, tf.float32) - 1.0) / 2.0,
                        (tf.cast(height, tf.float32) - 1.0) / 2.0])
-    offset = center[None, :] - tf.linalg.matvec(linear, tf.broadcast_to(center, [tf.shape(linear)[0], 2]))
+    centers = tf.broadcast_to(center, [tf.shape(linear)[0], 2])
+    offset = centers - tf.linalg.matvec(linear, centers)
     top = tf.concat([linear, offset[:, :, None]], axis=2)
     bottom = tf.broadcast_to(tf.constant([[[0.0, 0.0, 1.0]]]), [tf.shape(linear)[0], 1, 3])
     return tf.concat([top, bottom], axis=1)
@@ -79,8 +87,14 @@ def affine_warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "reflec
         float [B, H, W, C]; an identity matrix returns `images` exactly.
     """
     if fill_mode not in FILL_MODES:
-        raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}")
+        raise ValueError(f"fill_mode must be one of {FILL_MODES}. "
+                         f"Received: fill_mode={fill_mode!r}")
     shape = tf.shape(images)
+    if not in_xla_context():
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=tf.reshape(matrices, [-1, 9])[:, :8],
+            output_shape=shape[1:3], fill_value=tf.cast(fill_value, tf.float32),
+            interpolation="BILINEAR", fill_mode=fill_mode.upper())
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
     grid = tf.cast(tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1]),

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from visiontrain.pipelines.augment_ops import split_seed, uniform
-
+from visiontrain.pipelines.augment_ops import RNG_ALG, split_seed, uniform
 
 _GAMMA_TRIES = 16
 
@@ -27,7 +26,7 @@ def _gamma(alpha: tf.Tensor, seed: tf.Tensor, count: int) -> tf.Tensor:
     seeds = split_seed(seed, 3)
     d = alpha + 1.0 - 1.0 / 3.0
     c = 1.0 / tf.sqrt(9.0 * d)
-    z = tf.random.stateless_normal([count, _GAMMA_TRIES], seeds[0])
+    z = tf.random.stateless_normal([count, _GAMMA_TRIES], seeds[0], alg=RNG_ALG)
     u = uniform([count, _GAMMA_TRIES], seeds[1], 1e-12, 1.0)
     v = (1.0 + c * z) ** 3
     log_v = tf.math.log(tf.maximum(v, 1e-12))
@@ -82,10 +81,12 @@ def make_mix(mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mixup_prob: fl
         ratio = tf.sqrt(1.0 - lam)
         cut_h = tf.cast(tf.cast(height, tf.float32) * ratio, tf.int32)
         cut_w = tf.cast(tf.cast(width, tf.float32) * ratio, tf.int32)
-        cy = tf.random.stateless_uniform([], seeds[3], 0, height, dtype=tf.int32)
-        cx = tf.random.stateless_uniform([], seeds[4], 0, width, dtype=tf.int32)
-        y0, y1 = tf.clip_by_value(cy - cut_h // 2, 0, height), tf.clip_by_value(cy + cut_h // 2, 0, height)
-        x0, x1 = tf.clip_by_value(cx - cut_w // 2, 0, width), tf.clip_by_value(cx + cut_w // 2, 0, width)
+        cy = tf.random.stateless_uniform([], seeds[3], 0, height, dtype=tf.int32, alg=RNG_ALG)
+        cx = tf.random.stateless_uniform([], seeds[4], 0, width, dtype=tf.int32, alg=RNG_ALG)
+        y0 = tf.clip_by_value(cy - cut_h // 2, 0, height)
+        y1 = tf.clip_by_value(cy + cut_h // 2, 0, height)
+        x0 = tf.clip_by_value(cx - cut_w // 2, 0, width)
+        x1 = tf.clip_by_value(cx + cut_w // 2, 0, width)
         rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
         in_box = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
         box_area = tf.cast((y1 - y0) * (x1 - x0), tf.float32)

@@ -29,7 +29,7 @@ import math
 import tensorflow as tf
 
 from visiontrain.pipelines import augment_geometry as geo
-from visiontrain.pipelines.augment_ops import blend, grayscale, split_seed, uniform
+from visiontrain.pipelines.augment_ops import RNG_ALG, blend, grayscale, split_seed, uniform
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize",
        "contrast", "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")
@@ -78,10 +78,15 @@ def _point_tables(images, indices, op_index, sign, m):
     factor = (1.0 + 0.9 * m * sign)[:, None, None]
 
     channel_ids = tf.transpose(indices, [0, 3, 1, 2])
-    segment = (tf.range(batch * 3, dtype=tf.int32)[:, None] * 256
-               + tf.reshape(channel_ids, [batch * 3, -1]))
-    histograms = tf.math.unsorted_segment_sum(
-        tf.ones_like(segment, tf.float32), segment, batch * 3 * 256)
+    channel_ids = tf.reshape(channel_ids, [batch * 3, -1])
+    if geo.in_xla_context():
+        segment = tf.range(batch * 3, dtype=tf.int32)[:, None] * 256 + channel_ids
+        histograms = tf.math.unsorted_segment_sum(
+            tf.ones_like(segment, tf.float32), segment, batch * 3 * 256)
+    else:
+        # DenseBincount is ~2x faster than the scatter-add but has no XLA kernel.
+        histograms = tf.cast(tf.math.bincount(channel_ids, minlength=256, maxlength=256,
+                                              axis=-1), tf.float32)
     histograms = tf.reshape(histograms, [batch, 3, 256])
 
     low = tf.cast(tf.reduce_min(indices, axis=[1, 2]), tf.float32)[..., None]
@@ -128,7 +133,8 @@ def _apply_slot(images: tf.Tensor, seed: tf.Tensor, m: float) -> tf.Tensor:
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]
     seeds = split_seed(seed, 2)
-    op_index = tf.random.stateless_uniform([batch], seeds[0], 0, len(OPS), dtype=tf.int32)
+    op_index = tf.random.stateless_uniform([batch], seeds[0], 0, len(OPS), dtype=tf.int32,
+                                         alg=RNG_ALG)
     sign = tf.where(uniform([batch], seeds[1]) < 0.5, -1.0, 1.0)
 
     images = geo.affine_warp(images, _geometry_matrix(op_index, sign, m, height, width),
@@ -159,7 +165,8 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0):
         raise ValueError(f"RandAugment magnitude must be in [0, {MAX_MAGNITUDE:g}]. "
                          f"Received: magnitude={magnitude}")
     if num_ops < 0 or num_ops != int(num_ops):
-        raise ValueError(f"RandAugment num_ops must be an integer >= 0. Received: num_ops={num_ops}")
+        raise ValueError("RandAugment num_ops must be an integer >= 0. "
+                         f"Received: num_ops={num_ops}")
     m = magnitude / MAX_MAGNITUDE
 
     def op(images, labels, seed):
