@@ -207,6 +207,8 @@ def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
             writer.write(example.SerializeToString(deterministic=True))
             records += 1
             class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())  # The rename below must never publish a half-flushed shard.
     entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
              "sha256": manifest.file_sha256(tmp)}
     return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
