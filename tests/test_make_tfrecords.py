@@ -91,15 +91,21 @@ def test_bad_files_are_skipped_with_reasons_and_strict_fails(tmp_path):
            "cow/cut.jpg": open(tmp_path / "src/cow/001.jpeg", "rb").read()[:200]}
     for name, data in bad.items():
         (tmp_path / "src" / name).write_bytes(data)
+    # Animated WebP aborts tf.io.decode_image; the gate must stop it before any decoder.
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, "WEBP")
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=50)
     (tmp_path / "src/ant/anim.webp").write_bytes(buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(buffer, "JPEG")
+    (tmp_path / "src/bee/cmyk.jpg").write_bytes(buffer.getvalue())
+    write_image(str(tmp_path / "src/cow/really_a_png.jpg"), 7, "PNG")
     result = make_tfrecords.build(config(tmp_path))
     skipped = {s["file"]: s["reason"] for s in result["skipped"]}
     assert set(skipped) == set(bad) | {"ant/anim.webp"}
     assert "WebP" in skipped["ant/anim.webp"] and "empty" in skipped["bee/empty.jpg"]
     accepted = sum(s["num_records"] for s in result["splits"].values())
-    assert accepted + len(skipped) == 18 + 4
+    assert accepted + len(skipped) == 18 + 4 + 2
     with pytest.raises(make_tfrecords.BuildError, match="text.jpg"):
         make_tfrecords.build(config(tmp_path, strict=True, output=str(tmp_path / "strict")))
     assert not os.path.exists(tmp_path / "strict" / schema.MANIFEST_FILE)
@@ -135,8 +141,9 @@ def test_verify_names_flipped_truncated_and_deleted_shards(tmp_path):
     data[len(data) // 2] ^= 0xFF
     flipped.write_bytes(bytes(data))
     truncated = tmp_path / "out" / names[1]
-    first_record = 16 + int.from_bytes(truncated.read_bytes()[:8], "little")
-    truncated.write_bytes(truncated.read_bytes()[: first_record + 16 - 16])
+    # A record is length (8) + length crc (4) + data + data crc (4): cut after the first.
+    first_record_end = 16 + int.from_bytes(truncated.read_bytes()[:8], "little")
+    truncated.write_bytes(truncated.read_bytes()[:first_record_end])
     os.remove(tmp_path / "out" / names[2])
     problems = manifest.verify_split(out, result, "train", check_sha256=True)
     for name in names:

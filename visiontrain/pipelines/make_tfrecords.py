@@ -188,13 +188,13 @@ class _Progress:
             logging.info(line)
 
 
-def _write_shard(pool, out_dir, name, shard, labels, cfg) -> dict:
+def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
     class_counts: dict[str, int] = {}
     skipped, records = [], 0
     tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
     with tf.io.TFRecordWriter(tmp) as writer:
-        prepared = pool.imap(_prepare_one, [(i, cfg) for i in shard], chunksize=8)
-        for item, result in zip(shard, prepared):
+        for item in shard:
+            result = next(prepared)
             if isinstance(result, str):
                 skipped.append({"file": item.relpath, "reason": result})
                 continue
@@ -207,6 +207,8 @@ def _write_shard(pool, out_dir, name, shard, labels, cfg) -> dict:
             writer.write(example.SerializeToString(deterministic=True))
             records += 1
             class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())  # The rename below must never publish a half-flushed shard.
     entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
              "sha256": manifest.file_sha256(tmp)}
     return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
@@ -224,11 +226,15 @@ def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
     progress = _Progress(split, sum(len(s) for s in shards))
     totals: dict[str, int] = {}
     entries, skipped = [], []
-    for name, shard in zip(names, shards):
-        digest = _plan_digest(shard, hashes, cfg)
-        record = _resumable(cfg.output, name, digest)
+    digests = [_plan_digest(shard, hashes, cfg) for shard in shards]
+    kept = [_resumable(cfg.output, n, d) for n, d in zip(names, digests)]
+    # One ordered stream over every shard still to write keeps all workers busy
+    # across shard boundaries.
+    todo = [(item, cfg) for shard, k in zip(shards, kept) if k is None for item in shard]
+    prepared = pool.imap(_prepare_one, todo, chunksize=4)
+    for name, shard, digest, record in zip(names, shards, digests, kept):
         if record is None:
-            tmp, record = _write_shard(pool, cfg.output, name, shard, labels, cfg)
+            tmp, record = _write_shard(prepared, cfg.output, name, shard, labels)
             record["plan"] = digest
             # Sidecar first: a shard under its final name always has one to verify against.
             sidecar = os.path.join(cfg.output, _SIDECAR_DIR, name + ".json")

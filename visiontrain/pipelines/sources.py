@@ -78,12 +78,10 @@ def _scan_tree(root: str, base: str, split: str | None, labels: list[str]) -> li
     return items
 
 
-def _stray_files(root: str) -> list[tuple[str, str]]:
-    return [
-        (n, "not inside a class directory")
-        for n in _visible(os.listdir(root))
-        if os.path.isfile(os.path.join(root, n))
-    ]
+def _stray_files(root: str, base: str) -> list[tuple[str, str]]:
+    paths = [os.path.join(root, n) for n in _visible(os.listdir(root))]
+    return [(os.path.relpath(p, base), "not inside a class directory")
+            for p in paths if os.path.isfile(p)]
 
 
 def scan_folder(root: str) -> Source:
@@ -103,11 +101,11 @@ def scan_folder(root: str) -> Source:
     if "train" in subdirs and val_dir:
         trees = {"train": os.path.join(root, "train"), "validation": os.path.join(root, val_dir)}
         labels = sorted(set(_class_dirs(trees["train"])) | set(_class_dirs(trees["validation"])))
-        stray = _stray_files(trees["train"]) + _stray_files(trees["validation"])
+        stray = _stray_files(trees["train"], root) + _stray_files(trees["validation"], root)
     else:
         trees = {None: root}
         labels = subdirs
-        stray = _stray_files(root)
+        stray = _stray_files(root, root)
     if len(labels) < 2:
         raise ValueError(
             f"--source={root} has {len(labels)} class directories ({labels}); a classifier "

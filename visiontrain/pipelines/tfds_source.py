@@ -8,6 +8,8 @@ in `data_dir` (`tfds build NAME --data_dir=DIR`).
 
 from __future__ import annotations
 
+import difflib
+
 import tensorflow_datasets as tfds
 
 from visiontrain.pipelines.sources import Source, SourceItem
@@ -38,7 +40,13 @@ def load_tfds(spec: str, data_dir: str | None) -> Source:
     try:
         builder = tfds.builder(spec, data_dir=data_dir or None)
     except Exception as err:  # tfds raises several types for a bad name.
-        raise ValueError(f"unknown TFDS dataset {spec!r} (data_dir={data_dir}): {err}") from err
+        # tfds's own message lists every registered dataset; a few close names help more.
+        known = tfds.list_builders(with_community_datasets=False)
+        close = difflib.get_close_matches(spec.split("/")[0], known, n=5)
+        raise ValueError(
+            f"unknown TFDS dataset {spec!r} (tfds_data_dir={data_dir or 'default'}); "
+            f"close registered names: {close or 'none'}; see `tfds.list_builders()`"
+        ) from err
     if not builder.is_prepared():
         raise ValueError(
             f"TFDS dataset {spec!r} is not prepared in {builder.data_dir}; run "

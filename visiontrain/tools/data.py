@@ -104,13 +104,16 @@ def _inspect(data_dir: str) -> None:
     print(f"grid of samples (rows in label order: {', '.join(loaded['labels'])}) -> {out}")
 
 
+_DIR_COMMANDS = {"verify": _verify, "inspect": _inspect}
+
+
 def main(argv: list[str]) -> None:
     """Dispatches the subcommand given as the first positional argument."""
     command, args = (argv[1], argv[2:]) if len(argv) > 1 else ("", [])
     if command == "build" and not args:
         _build()
-    elif command in ("verify", "inspect") and len(args) == 1:
-        _verify(args[0]) if command == "verify" else _inspect(args[0])
+    elif command in _DIR_COMMANDS and len(args) == 1:
+        _DIR_COMMANDS[command](args[0])
     else:
         raise app.UsageError(
             f"got {argv[1:]}; use one of: build --source=... --output=..., verify DIR, "
