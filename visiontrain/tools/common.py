@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Callable
 
-from absl import app, logging
+from absl import app
 
 # Errors that mean "the input or the flags are wrong": shown as one clear line and
 # exit code 2. Anything else is a bug and keeps its traceback.
@@ -33,7 +33,6 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
         except USER_ERRORS as err:
             if os.environ.get("VISIONTRAIN_TRACEBACK"):
                 raise
-            logging.error("%s", err)
             print(f"{os.path.basename(sys.argv[0])}: error: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
