@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tests import shards
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import datasets, manifest as manifest_lib
+from visiontrain.pipelines import datasets
+from visiontrain.pipelines import manifest as manifest_lib
 
 NAMES = ("a", "b", "c")
 NUM_TRAIN = 23

@@ -196,7 +196,9 @@ def make_train_dataset(
         if share.policy == "file"
         else np.arange(len(share.files))
     )
-    records = _drop_remainder(_records(share, file_order), share.num_records, records_per_epoch, seed)
+    records = _drop_remainder(
+        _records(share, file_order), share.num_records, records_per_epoch, seed
+    )
     records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     # take, then skip, both before decoding: skipping a consumed record costs no decode.
     records = records.take(records_per_epoch).skip(start_record)
