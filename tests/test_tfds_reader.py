@@ -26,7 +26,8 @@ class TinyShapes(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(NUM_TRAIN, 0), "validation": self._generate_examples(NUM_VAL, 1)}
+        return {"train": self._generate_examples(NUM_TRAIN, 0),
+                "validation": self._generate_examples(NUM_VAL, 1)}
 
     def _generate_examples(self, n, seed):
         rng = np.random.default_rng(seed)
