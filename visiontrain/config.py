@@ -35,6 +35,8 @@ class DataConfig:
     verify_sha256: bool = False
     tf_data_service: str = ""
     seed: int = 0
+    # Where TFDS datasets are prepared, for data_dir="tfds:NAME[/CONFIG]".
+    tfds_data_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

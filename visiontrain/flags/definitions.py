@@ -33,6 +33,9 @@ def define_data_flags() -> None:
         "prefetch_batches", 4, "Bounded prefetch (autotune has caused OOMs).", lower_bound=1
     )
     flags.DEFINE_bool("verify_sha256", False, "Hash every shard in the pre-flight check.")
+    flags.DEFINE_string(
+        "tfds_data_dir", "", "TFDS data_dir when --data_dir=tfds:NAME[/CONFIG] (read directly)."
+    )
     flags.mark_flag_as_required("data_dir")
     flags.register_multi_flags_validator(
         ["crop_area_min", "crop_area_max"],
