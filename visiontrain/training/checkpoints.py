@@ -63,6 +63,9 @@ class RunCheckpoints:
         if not chief:
             self.directory = tempfile.mkdtemp(prefix="visiontrain-worker-ckpt-")
         self._chief = chief
+        # The step this process last saved or restored: a corrupt newest checkpoint
+        # skipped by restore_latest must be overwritten, not taken as already saved.
+        self._saved_step = -1
         # The loop's own counter: optimizer.iterations lags it when a float16 loss
         # scale skips a step on inf gradients.
         self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
@@ -91,11 +94,13 @@ class RunCheckpoints:
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as err:
+            # A truncated data file surfaces as IndexError ("Read less bytes than requested").
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
                 logging.warning("Checkpoint %s is unreadable (%s); trying the previous one.",
                                 path, str(err).splitlines()[0])
                 continue
             logging.info("Restored %s: resuming at step %d.", path, self.step())
+            self._saved_step = self.step()
             return self.step()
         if candidates:
             raise RuntimeError(
@@ -113,9 +118,10 @@ class RunCheckpoints:
 
     def save(self, step: int) -> int:
         """Saves unless the newest checkpoint already holds `step`; returns `step`."""
-        if self.manager.latest_checkpoint != self._path_for(step):
+        if step != self._saved_step:
             self.step_var.assign(step)
             self.manager.save(checkpoint_number=step)
+            self._saved_step = step
         return step
 
     def best_record(self) -> dict:
@@ -151,9 +157,6 @@ class RunCheckpoints:
 
     def latest_path(self) -> str | None:
         return self.manager.latest_checkpoint if self._chief else None
-
-    def _path_for(self, step: int) -> str:
-        return os.path.join(self.directory, f"ckpt-{step}")
 
     def __del__(self):
         if not self._chief:
