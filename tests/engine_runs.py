@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import tensorflow as tf
-
 from shards import write_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
