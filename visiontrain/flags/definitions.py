@@ -87,6 +87,14 @@ def define_training_flags() -> None:
     flags.DEFINE_float("step_decay_rate", 0.1, "Step decay factor.", 0.0, 1.0)
     flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing.", 0.0, 0.5)
     flags.DEFINE_float("clip_norm", 0.0, "Global gradient norm clip (0: off).", lower_bound=0.0)
+    flags.DEFINE_float(
+        "ema_decay", 0.0, "Keep an EMA of the weights with this decay, e.g. 0.9999 (0: off); "
+        "evaluation reports raw and EMA weights.", 0.0, 0.999999,
+    )
+    flags.DEFINE_integer(
+        "max_nan_retries", 2, "On a NaN/inf loss, restore the last checkpoint and retry this "
+        "many times before stopping.", lower_bound=0,
+    )
     flags.DEFINE_integer("eval_every", 1, "Evaluate every N epochs.", lower_bound=1)
     flags.DEFINE_integer("steps_per_loop", 10, "Steps per tf.function call.", lower_bound=1)
     flags.DEFINE_integer(

@@ -34,15 +34,18 @@ def make_train_step(
     global_batch_size: int,
     label_smoothing: float,
     augmenter: Callable | None = None,
+    ema=None,
 ) -> Callable:
-    """Returns step_fn(images uint8, labels int32, seed [2] int) -> (loss_sum, correct).
+    """Returns step_fn(images uint8, labels int32, seed [2] int, step) -> (loss_sum, correct).
+
+    `step` is the number of the step once finished; it drives the EMA decay ramp.
 
     Runs inside `strategy.run`: the augmentation and the cast to float happen here,
     on each replica's device, not in the host input pipeline.
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def step_fn(images, labels, seed):
+    def step_fn(images, labels, seed, step):
         images = tf.cast(images, tf.float32)
         targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
         if augmenter is not None:
@@ -59,6 +62,8 @@ def make_train_step(
             scaled = optimizer.scale_loss(loss) if loss_scaled else loss
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if ema is not None:
+            ema.update(step)
         correct = tf.reduce_sum(
             tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
         )
