@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.pipelines import manifest as manifest_lib
-    from visiontrain.training import evaluate
+    from visiontrain.evaluation import records as evaluate
 
     if FLAGS.run_dir:
         from visiontrain.serving.export import load_run

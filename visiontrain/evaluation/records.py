@@ -1,4 +1,4 @@
-"""Evaluation of a run's checkpoint or of an exported SavedModel on a split of shards."""
+"""Evaluation inputs and predictors: a split's encoded records, a run or a SavedModel."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from visiontrain.pipelines import datasets, schema
 from visiontrain.pipelines import manifest as manifest_lib
 
 
-def encoded_records(data_dir: str, split: str, batch_size: int) -> tf.data.Dataset:
-    """(encoded image bytes [B], labels [B]) of a split in file order, unprocessed."""
+def encoded_records(
+    data_dir: str, split: str, batch_size: int, interleave: bool = False
+) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed.
+
+    In file order; with `interleave`, one record of each shard in turn, so a short
+    prefix samples every shard (shards are written round-robin over classes).
+    """
     manifest = manifest_lib.load_manifest(data_dir)
     files = [s["path"] for s in datasets.split_shards(data_dir, manifest, split)]
 
@@ -23,20 +29,13 @@ def encoded_records(data_dir: str, split: str, batch_size: int) -> tf.data.Datas
         features = schema.parse_example(serialized)
         return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
 
-    return tf.data.TFRecordDataset(files).map(parse).batch(batch_size)
-
-
-def summarize(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1, top-5 and mean cross-entropy of predicted probabilities."""
-    k = min(5, probabilities.shape[1])
-    top_k = np.argsort(-probabilities, axis=1)[:, :k]
-    picked = probabilities[np.arange(len(labels)), labels]
-    return {
-        "accuracy": float(np.mean(top_k[:, 0] == labels)),
-        "top5": float(np.mean(np.any(top_k == labels[:, None], axis=1))),
-        "loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
-        "examples": int(len(labels)),
-    }
+    if interleave:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    return records.map(parse).batch(batch_size)
 
 
 def collect(
