@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -39,14 +39,26 @@ def encoded_records(
 
 
 def collect(
-    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset
-) -> tuple[np.ndarray, np.ndarray]:
-    """Runs `predict` (encoded bytes -> probabilities) over all records."""
-    probabilities, labels = [], []
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset, keep_mistakes: int = 16
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, bytes, int, int]]]:
+    """Runs `predict` (encoded bytes -> probabilities) over all records.
+
+    Returns:
+      probabilities [N, C], labels [N], and the `keep_mistakes` most confident
+      mistakes as (confidence, encoded bytes, true label, predicted label).
+    """
+    probabilities, labels, mistakes = [], [], []
     for encoded, label in records:
-        probabilities.append(predict(encoded).numpy())
-        labels.append(label.numpy())
-    return np.concatenate(probabilities), np.concatenate(labels)
+        batch = predict(encoded).numpy()
+        label = label.numpy()
+        predicted = batch.argmax(axis=1)
+        for i in np.flatnonzero(predicted != label):
+            mistakes.append((float(batch[i, predicted[i]]), encoded[i].numpy(), int(label[i]),
+                             int(predicted[i])))
+        mistakes = sorted(mistakes, key=lambda m: -m[0])[:keep_mistakes]
+        probabilities.append(batch)
+        labels.append(label)
+    return np.concatenate(probabilities), np.concatenate(labels), mistakes
 
 
 def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
@@ -57,6 +69,12 @@ def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
     metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
     labels = json.load(open(metadata))["labels"] if os.path.exists(metadata) else []
     return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
+
+
+def saved_model_image_size(saved_model_dir: str) -> int:
+    """The input side recorded in an export's metadata (64 when it has none)."""
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    return int(json.load(open(metadata))["image_size"]) if os.path.exists(metadata) else 64
 
 
 def model_predictor(model, data: DataConfig) -> Callable:
