@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+_AVERAGED = ("precision", "recall", "f1")
+
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
     """int64 [C, C]: rows are true classes, columns predicted ones."""
@@ -44,8 +46,8 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -
         "top5": float(np.mean(np.any(top_k == labels[:, None], axis=1))),
         "loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
         "examples": int(len(labels)),
-        "macro_avg": {m: float(np.mean(table[m])) for m in ("precision", "recall", "f1")},
-        "weighted_avg": {m: float(np.sum(table[m] * weights)) for m in ("precision", "recall", "f1")},
+        "macro_avg": {m: float(np.mean(table[m])) for m in _AVERAGED},
+        "weighted_avg": {m: float(np.sum(table[m] * weights)) for m in _AVERAGED},
         "per_class": [
             {"class": names[i], **{m: float(table[m][i]) for m in ("precision", "recall", "f1")},
              "support": int(support[i])}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from absl import flags
 
 from visiontrain.tools.common import run_main
