@@ -129,6 +129,15 @@ def define_export_flags() -> None:
     flags.DEFINE_string("export_dir", None, "EXPORT/NAME; versions go below it.")
     flags.DEFINE_string("version", "auto", "Version number, or 'auto' for the next one.")
     flags.DEFINE_integer("top_k", 5, "k of the top_k outputs.", lower_bound=1)
+    flags.DEFINE_integer(
+        "max_pixels", 50_000_000, "Requests whose image headers declare more pixels are "
+        "rejected (INVALID_ARGUMENT) before decoding.", lower_bound=1,
+    )
+    flags.DEFINE_enum(
+        "tflite", "", ["", "float32", "float16", "int8"],
+        "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] preprocessed input); "
+        "int8 is calibrated on training images.",
+    )
     flags.mark_flags_as_required(["run_dir", "export_dir"])
     flags.register_validator(
         "version",
