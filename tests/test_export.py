@@ -12,6 +12,7 @@ from tests.shards import write_dataset
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.serving import check, export, warmup
+from visiontrain.training.ema import WeightAverage
 
 pytestmark = pytest.mark.slow
 NAMES = ["a", "b", "c"]
@@ -126,3 +127,24 @@ def test_predict_tool_json(exported, tmp_path):
     (row,) = json.loads(proc.stdout)
     assert row["file"] == str(image) and len(row["top_k"]) == 2
     assert {t["label"] for t in row["top_k"]} <= set(NAMES)
+
+
+def test_load_run_restores_ema_weights_when_they_evaluated_better(tmp_path):
+    data = DataConfig(data_dir=str(tmp_path / "shards"), image_size=16)
+    model_config = ModelConfig(name="small_cnn", num_classes=3)
+    model = build_model(model_config, 16)
+    ema = WeightAverage(model, decay=0.5)
+    for average in ema.averages:
+        average.assign(average * 0.5 + 1.0)
+    tf.train.Checkpoint(model=model, ema=ema).save(str(tmp_path / "checkpoints" / "ckpt"))
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump({"data": to_dict(data), "model": to_dict(model_config), "labels": NAMES}, f)
+    for kind in ("ema", "raw"):
+        with open(tmp_path / "results.json", "w") as f:
+            json.dump({"weights": kind}, f)
+        loaded, _, _, results = export.load_run(str(tmp_path))
+        wanted = ema.averages if kind == "ema" else model.weights
+        assert results["exported_weights"] == kind
+        for got, want in zip(loaded.weights, wanted):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        assert export.weights_record(results) == {"evaluated_best": kind, "exported": kind}

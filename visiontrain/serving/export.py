@@ -35,6 +35,7 @@ from visiontrain.models.registry import build_model
 from visiontrain.pipelines import preprocess
 from visiontrain.serving import check, signatures, tflite, warmup
 from visiontrain.training import rundir
+from visiontrain.training.ema import WeightAverage
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
@@ -45,8 +46,13 @@ CALIBRATION_IMAGES = 64
 def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
+    When results.json says the EMA weights evaluated better than the raw ones, the
+    EMA averages stored in that checkpoint are copied into the model, and the
+    returned results say so under "exported_weights".
+
     Returns:
-      The model, its class names, its data config, and results.json (or {}).
+      The model, its class names, its data config, and results.json (or {}) with
+      "checkpoint" and "exported_weights" added.
     """
     config_path = os.path.join(run_dir, rundir.CONFIG)
     if not os.path.exists(config_path):
@@ -60,11 +66,24 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, rundir.CHECKPOINTS))
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint to export; train it first.")
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     results_path = os.path.join(run_dir, rundir.RESULTS)
     results = rundir.read_json(results_path) if os.path.exists(results_path) else {}
-    logging.info("Loaded %s from %s.", config["model"]["name"], latest)
-    return model, list(config["labels"]), data, dict(results, checkpoint=latest)
+    exported = "raw"
+    if results.get("weights") == "ema" and _has_ema(latest):
+        ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
+        tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
+        ema.copy_to_model()
+        exported = "ema"
+    else:
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"], exported, latest)
+    return model, list(config["labels"]), data, dict(
+        results, checkpoint=latest, exported_weights=exported
+    )
+
+
+def _has_ema(checkpoint: str) -> bool:
+    return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint))
 
 
 def next_version(export_dir: str) -> int:
@@ -76,15 +95,10 @@ def next_version(export_dir: str) -> int:
 
 
 def weights_record(results: dict[str, Any]) -> dict[str, str]:
-    """Which weights were evaluated best and which ones the export holds.
-
-    The checkpoint restored by `load_run` holds the raw (non-EMA) weights;
-    `training/checkpoints.py` does not yet store EMA shadow weights, so an "ema"
-    run is exported with its raw weights and says so.
-    """
+    """Which weights evaluated best (raw or EMA) and which ones the export holds."""
     evaluated = results.get("weights", "raw")
-    record = {"evaluated_best": evaluated, "exported": "raw"}
-    if evaluated != "raw":
+    record = {"evaluated_best": evaluated, "exported": results.get("exported_weights", "raw")}
+    if evaluated != record["exported"]:
         record["note"] = (
             f"results.json reports {evaluated!r} weights evaluated best, but the checkpoint "
             "holds no EMA weights to restore; the raw weights were exported."
