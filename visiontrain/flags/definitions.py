@@ -116,6 +116,10 @@ def define_training_flags() -> None:
     )
     flags.DEFINE_bool("deterministic", False, "Seeded, op-deterministic training.")
     flags.DEFINE_integer("seed", 0, "Seed for data order, crops and initialisation.")
+    flags.DEFINE_string(
+        "final_weights", "", "Also save this worker's final weights here (*.weights.h5); "
+        "on a multi-worker job, compare workers' files to check they agree.",
+    )
     flags.mark_flag_as_required("run_dir")
 
 

@@ -275,6 +275,8 @@ def train(
                "best_weights_file": checkpoints.BEST_WEIGHTS}
     if chief:
         rundir.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
+    if config.final_weights:
+        model.save_weights(config.final_weights)
     for writer in writers.values():
         writer.flush()
     return results
