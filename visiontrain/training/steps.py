@@ -50,8 +50,8 @@ def make_train_step(
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     # XLA compiles the per-replica computation only: the input iterator, the
-    # cross-replica gradient sum and the optimizer's merge cannot be compiled.
-    @tf.function(jit_compile=jit_compile or None)
+    # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
+    # tf.function only then: it forbids merge_call, which synchronised BatchNorm needs.
     def gradients(images, labels, step):
         images = tf.cast(images, tf.float32)
         targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
@@ -69,6 +69,9 @@ def make_train_step(
             tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
         )
         return grads, tf.reduce_sum(per_example), correct
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
 
     def step_fn(images, labels, step):
         grads, loss_sum, correct = gradients(images, labels, step)
