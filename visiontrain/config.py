@@ -87,6 +87,9 @@ class TrainConfig:
     freeze_bn: bool = False
     layer_decay: float = 0.0
     profile_steps: tuple[int, ...] = ()
+    # Where this worker saves its final weights (.weights.h5): lets a multi-worker job
+    # check that every worker ended with the same weights.
+    final_weights: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from visiontrain.pipelines.augment import PRESETS as AUGMENT_PRESETS
+from visiontrain.pipelines.augment import parse_policy
 from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
 
@@ -104,9 +106,43 @@ def define_training_flags() -> None:
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", lower_bound=1)
     flags.DEFINE_enum("dtype", "float32", DTYPES, "Compute dtype policy.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (slower on CPU).")
+    flags.DEFINE_string(
+        "augment", "", "On-device augmentation policy, e.g. 'flip,randaugment:2:9,mixup:0.2' "
+        "(ops: see visiontrain.pipelines.augment.describe_ops). Excludes --augment_preset.",
+    )
+    flags.DEFINE_enum(
+        "augment_preset", None, list(AUGMENT_PRESETS),
+        "A named augmentation policy (none: off). Excludes --augment.",
+    )
     flags.DEFINE_bool("deterministic", False, "Seeded, op-deterministic training.")
     flags.DEFINE_integer("seed", 0, "Seed for data order, crops and initialisation.")
+    flags.DEFINE_string(
+        "final_weights", "", "Also save this worker's final weights here (*.weights.h5); "
+        "on a multi-worker job, compare workers' files to check they agree.",
+    )
     flags.mark_flag_as_required("run_dir")
+
+
+def resolve_augment(spec: str, preset: str | None) -> str:
+    """The one policy string of --augment / --augment_preset, validated.
+
+    The two flags are mutually exclusive, so a run's recorded config names exactly the
+    ops it ran; a preset resolves to its spec string.
+
+    Raises:
+      ValueError: both flags given, or the spec does not parse (the parser's message).
+    """
+    if spec and preset is not None:
+        raise ValueError(
+            f"--augment={spec!r} and --augment_preset={preset} are mutually exclusive; "
+            "pass one (a preset is a named --augment spec)."
+        )
+    resolved = AUGMENT_PRESETS[preset] if preset is not None else spec
+    try:
+        parse_policy(resolved)
+    except ValueError as err:
+        raise ValueError(f"--augment={resolved!r}: {err}") from None
+    return resolved
 
 
 def define_distribution_flags() -> None:

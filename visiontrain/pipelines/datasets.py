@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
+from visiontrain.pipelines import manifest as manifest_lib
 from visiontrain.pipelines import preprocess, schema
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -293,3 +294,43 @@ def check_label_map(expected: list[str], manifest: dict[str, Any]) -> None:
             f"{labels}; point --data_dir at data built with the same classes, or start a "
             "new run directory."
         )
+
+
+class ShardInput:
+    """Our TFRecord shards behind the interface of `tfds_reader.TfdsInput`.
+
+    The training loop takes either source and has one code path for both.
+    """
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self.manifest = manifest_lib.load_manifest(config.data_dir)
+        self.labels = list(self.manifest["labels"])
+        self._shards = {split: split_shards(config.data_dir, self.manifest, split)
+                        for split in ("train", "validation")}
+
+    def preflight(self) -> None:
+        """Checks every shard's presence and record count (and sha256 when configured)."""
+        manifest_lib.preflight(self.config.data_dir, ["train", "validation"],
+                               self.config.verify_sha256)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the manifest: identifies the data a run was trained on."""
+        return manifest_lib.manifest_digest(self.config.data_dir)
+
+    def steps_per_epoch(self, global_batch_size: int, num_pipelines: int = 1) -> int:
+        """See `steps_per_epoch`."""
+        return steps_per_epoch(self._shards["train"], global_batch_size, num_pipelines)
+
+    def train_dataset(self, **kwargs: Any) -> tf.data.Dataset:
+        """See `make_train_dataset`; takes its keyword arguments."""
+        return make_train_dataset(self._shards["train"], self.config, **kwargs)
+
+    def eval_dataset(self, **kwargs: Any) -> tf.data.Dataset:
+        """See `make_eval_dataset`; takes its keyword arguments."""
+        return make_eval_dataset(self._shards["validation"], self.config, **kwargs)
+
+    def log_sharding(self, num_pipelines: int) -> None:
+        """See `log_sharding`."""
+        log_sharding(self._shards["train"], num_pipelines)

@@ -29,7 +29,13 @@ import math
 import tensorflow as tf
 
 from visiontrain.pipelines import augment_geometry as geo
-from visiontrain.pipelines.augment_ops import RNG_ALG, blend, grayscale, split_seed, uniform
+from visiontrain.pipelines.augment_ops import (
+    RNG_ALG,
+    blend,
+    grayscale,
+    split_seed,
+    uniform,
+)
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize",
        "contrast", "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")

@@ -44,7 +44,9 @@ class RunCheckpoints:
 
     On a multi-worker job every worker must call save (it is a collective), but only
     the chief writes into the run directory; the others write to a temporary
-    directory that is removed.
+    directory that is removed. Every worker restores from, and reads the best record
+    of, the chief's directory (a shared filesystem), so all resume at one step and
+    take the same best-checkpoint decisions.
     """
 
     def __init__(
@@ -57,9 +59,11 @@ class RunCheckpoints:
         ema: WeightAverage | None = None,
     ):
         self.every = config.checkpoint_every_steps
+        self.keep = config.keep_checkpoints
         self.model = model
         self.run_dir = config.run_dir
         self.directory = os.path.join(config.run_dir, rundir.CHECKPOINTS)
+        self.chief_directory = self.directory
         if not chief:
             self.directory = tempfile.mkdtemp(prefix="visiontrain-worker-ckpt-")
         self._chief = chief
@@ -90,7 +94,11 @@ class RunCheckpoints:
         A corrupt newest checkpoint is skipped with a log line naming it, and the
         previous one is tried: never a silent fresh start.
         """
-        candidates = list(reversed(self.manager.checkpoints))
+        # A manager re-reads the chief's directory state, which the chief keeps writing.
+        manager = self.manager if self._chief else tf.train.CheckpointManager(
+            self.checkpoint, self.chief_directory, max_to_keep=self.keep
+        )
+        candidates = list(reversed(manager.checkpoints))
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -125,7 +133,7 @@ class RunCheckpoints:
         return step
 
     def best_record(self) -> dict:
-        path = os.path.join(self.directory, BEST, BEST_RECORD)
+        path = os.path.join(self.chief_directory, BEST, BEST_RECORD)
         if not os.path.exists(path):
             return {"accuracy": -1.0}
         with open(path) as f:

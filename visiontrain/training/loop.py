@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import datasets
-from visiontrain.pipelines import manifest as manifest_lib
+from visiontrain.pipelines import augment as augment_lib
+from visiontrain.pipelines import datasets, tfds_reader
 from visiontrain.training import checkpoints, optim, rundir, steps
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
@@ -46,6 +46,18 @@ def check_batch(global_batch_size: int, strategy: tf.distribute.Strategy) -> Non
         )
 
 
+def epoch_position(step: int, steps_per_epoch: int, per_pipeline_batch: int) -> dict[str, int]:
+    """The `train_dataset` arguments that resume the data exactly after `step` steps.
+
+    The position is derived from the step alone (distributed iterators cannot be
+    checkpointed): the epoch seeds the order, and the records already consumed by
+    this epoch's finished steps are skipped.
+    """
+    epoch, in_epoch = divmod(step, steps_per_epoch)
+    return {"epoch": epoch, "records_per_epoch": steps_per_epoch * per_pipeline_batch,
+            "start_record": in_epoch * per_pipeline_batch}
+
+
 def seed_everything(config: TrainConfig) -> None:
     """Seeds Python, NumPy and TF; with --deterministic also makes TF ops deterministic.
 
@@ -54,6 +66,13 @@ def seed_everything(config: TrainConfig) -> None:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
+    """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
+    if tfds_reader.tfds_spec(data.data_dir):
+        return tfds_reader.TfdsInput(data)
+    return datasets.ShardInput(data)
 
 
 def better_weights(evals: dict[str, dict[str, float]]) -> str:
@@ -80,28 +99,26 @@ def train(
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
     """
-    # ---- Data: pre-flight the shards before any step runs.
+    # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
-    manifest = manifest_lib.load_manifest(data.data_dir)
-    manifest_lib.preflight(data.data_dir, ["train", "validation"], data.verify_sha256)
-    labels = list(manifest["labels"])
+    source = make_input(data)
+    source.preflight()
+    labels = source.labels
     if model_config.num_classes and model_config.num_classes != len(labels):
         raise ValueError(
             f"--num_classes={model_config.num_classes} but {data.data_dir} has "
             f"{len(labels)} classes; drop the flag to take the count from the data."
         )
     model_config = ModelConfig(**{**model_config.__dict__, "num_classes": len(labels)})
-    train_shards = datasets.split_shards(data.data_dir, manifest, "train")
-    val_shards = datasets.split_shards(data.data_dir, manifest, "validation")
     pipelines = num_input_pipelines(strategy)
-    steps_per_epoch = datasets.steps_per_epoch(train_shards, data.global_batch_size, pipelines)
+    steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
-    datasets.log_sharding(train_shards, pipelines)
+    source.log_sharding(pipelines)
     chief = is_chief(strategy)
     if chief:
         rundir.write_json_atomic(
             os.path.join(config.run_dir, rundir.RUN),
-            rundir.run_record(strategy, manifest_lib.manifest_digest(data.data_dir)),
+            rundir.run_record(strategy, source.digest),
         )
         rundir.write_json_atomic(
             os.path.join(config.run_dir, rundir.CONFIG),
@@ -127,20 +144,22 @@ def train(
     progress = {"step": step}
     preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]))
 
+    # Evaluation and export never augment: only the train step takes the augmenter.
+    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
+    if config.jit_compile:
+        augment_lib.check_xla(augmenter, data.image_size)
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
-        label_smoothing=config.label_smoothing, ema=ema,
+        label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
+        jit_compile=config.jit_compile,
     )
     eval_fn = steps.make_eval_step(model, len(labels))
 
-    @tf.function(jit_compile=config.jit_compile or None)
+    @tf.function
     def train_steps(iterator, num_steps, first_step):
         loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
         for i in tf.range(num_steps):
-            seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(first_step + i, tf.int64)])
-            per_replica = strategy.run(
-                train_fn, args=(*next(iterator), seed, first_step + i + 1)
-            )
+            per_replica = strategy.run(train_fn, args=(*next(iterator), first_step + i + 1))
             loss_sum += strategy.reduce("SUM", per_replica[0], axis=None)
             correct += strategy.reduce("SUM", per_replica[1], axis=None)
         return loss_sum, correct
@@ -151,8 +170,8 @@ def train(
 
     def evaluate_raw() -> dict[str, float]:
         eval_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: datasets.make_eval_dataset(
-                val_shards, data, batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
+            lambda ctx: source.eval_dataset(
+                batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
@@ -188,13 +207,10 @@ def train(
     nan_retries = 0
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
-        per_pipeline = data.global_batch_size // pipelines
+        position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
         train_ds = strategy.distribute_datasets_from_function(
-            lambda ctx, epoch=epoch, in_epoch=in_epoch: datasets.make_train_dataset(
-                train_shards, data, epoch=epoch,
-                batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
-                records_per_epoch=steps_per_epoch * per_pipeline,
-                start_record=in_epoch * per_pipeline,
+            lambda ctx, position=position: source.train_dataset(
+                **position, batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
@@ -259,6 +275,8 @@ def train(
                "best_weights_file": checkpoints.BEST_WEIGHTS}
     if chief:
         rundir.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
+    if config.final_weights:
+        model.save_weights(config.final_weights)
     for writer in writers.values():
         writer.flush()
     return results
