@@ -199,12 +199,15 @@ _GROUP_OF_OP = tf.constant([next(g for g, (names, _) in enumerate(_ROUTES) if na
                             for name in OPS], tf.int32)
 
 
-def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float) -> tf.Tensor:
+def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float,
+                integral: bool = False) -> tf.Tensor:
     """One RandAugment slot where each image runs only the op it picked.
 
     `tf.dynamic_partition` splits the batch by op group, each group runs on its
     images only, `tf.dynamic_stitch` restores the order: per image one op runs,
     not all fourteen. Equal to `_dense_slot`; not XLA-compilable (dynamic shapes).
+    `integral=True` promises pixels are already integers in [0, 255] (the output
+    of a previous slot), which skips a rounding pass.
     """
     group = tf.gather(_GROUP_OF_OP, op_index)
     count = len(_ROUTES)
@@ -215,7 +218,7 @@ def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: floa
     outputs = []
     for (names, fn), part, part_op, part_sign in zip(_ROUTES, parts, op_parts, sign_parts):
         # Only the warp reads unrounded pixels; the others need integers, as the table does.
-        if "rotate" not in names:
+        if "rotate" not in names and not integral:
             part = _rounded(part)
         outputs.append(tf.cond(tf.size(part_op) > 0,
                                lambda fn=fn, x=part, o=part_op, s=part_sign: fn(x, o, s, m),
@@ -276,11 +279,11 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = Fal
         draws = [_draw_slot(s, batch)
                  for s in tf.unstack(split_seed(seed, max(int(num_ops), 1)))[:int(num_ops)]]
         use_dense = dense or geo.in_xla_context()
-        for op_index, sign in draws:
+        for slot, (op_index, sign) in enumerate(draws):
             if use_dense:
                 images = _dense_slot(images, op_index, sign, m)
             else:
-                images = routed_slot(images, op_index, sign, m)
+                images = routed_slot(images, op_index, sign, m, integral=slot > 0)
         return images, labels
 
     return op
