@@ -60,3 +60,20 @@ def test_xla_falls_back_to_dense():
     dense = tf.function(lambda x: make_randaugment(2, 9, dense=True)(x, None, key)[0],
                         jit_compile=True)(images)
     np.testing.assert_array_equal(compiled, dense)
+
+
+@pytest.mark.slow
+def test_bench_figures_are_computed_on_tiny_inputs():
+    from visiontrain.pipelines.augment_bench import (
+        bench_input_pipeline,
+        bench_randaugment,
+        bench_step_overhead,
+    )
+
+    figures = bench_randaugment(image_size=16, batch=4, repeats=1)
+    figures.update(bench_input_pipeline(image_size=32, batch=4, batches=1, repeats=1))
+    figures.update(bench_step_overhead(image_size=32, batch=2, repeats=1,
+                                       model_name="small_cnn"))
+    for key in ("R_randaugment", "step_overhead_imagenet", "input_throughput_ratio",
+                "randaugment_keras_img_s", "input_img_s_in_step", "step_s_none"):
+        assert figures[key] > 0, key

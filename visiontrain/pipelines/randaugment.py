@@ -4,15 +4,21 @@
 batch, so every image of a batch gets the same ops; here every image draws its
 own op, sign and therefore parameters, as torchvision/timm do per sample.
 
-No per-image loops: for each of the N slots every image draws an op index, and
-the batch goes through three whole-batch stages whose per-image parameters are
-identities for images that did not pick them:
-  * geometric ops (rotate, shear_x/y, translate_x/y) -> one per-image affine
-    matrix, one `affine_warp` (XLA-compilable, fill 128 as timm/official);
-  * point ops (identity, autocontrast, equalize, solarize, posterize, contrast,
+No per-image loops. For each of the N slots every image draws an op index and a
+sign; two equivalent forms then apply them (tests check they agree bit for bit):
+  * routed (default outside XLA): `tf.dynamic_partition` splits the batch by op
+    group, each group runs on its own images only, `tf.dynamic_stitch` restores
+    the order, so an image pays for one op per slot, not for all of them;
+  * dense (under XLA, which has no dynamic shapes): the whole batch goes through
+    three stages whose per-image parameters are identities for images that did
+    not pick them: geometric ops (rotate, shear_x/y, translate_x/y) -> one
+    per-image affine matrix, one `affine_warp` (fill 128 as timm/official);
+    point ops (identity, autocontrast, equalize, solarize, posterize, contrast,
     brightness) -> one per-image, per-channel 256-entry lookup table, one gather
-    (equalize builds its tables from per-image histograms via a segment sum);
-  * color and sharpness -> per-image blend factors, selected with `tf.where`.
+    (equalize builds its tables from per-image histograms); color and sharpness
+    -> per-image blend factors, selected with `tf.where`.
+Slots stay sequential as in timm: geometric ops of different slots are not
+merged into one warp, since a colour op between them does not commute with it.
 Pixels are rounded to integers by the table lookup, as PIL's uint8 ops do.
 
 Magnitude semantics follow timm's "increasing" variants on the 0-10 scale
