@@ -126,6 +126,7 @@ def bench_input_pipeline(preset: str = "imagenet", image_size: int = 224, batch:
                                              (3 / 4, 4 / 3)),
         num_parallel_calls=tf.data.AUTOTUNE).batch(batch, drop_remainder=True)
 
+    @tf.autograph.experimental.do_not_convert
     def augment(images):
         labels = tf.one_hot(tf.zeros([batch], tf.int32), 1000)
         return augmenter(tf.cast(images, tf.float32), labels, training=True)[0]
