@@ -1,7 +1,7 @@
 """visiontrain-bench: side-by-side speed benchmarks that print ratios to a baseline.
 
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
-    visiontrain-bench augment [--image_size=224 --batch=64] [--json]
+    visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -21,6 +21,7 @@ flags.DEFINE_integer("batch", 64, "Batch size for the benchmark.", lower_bound=1
 flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).", lower_bound=1)
 flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
 flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
+flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
 FLAGS = flags.FLAGS
 
 
@@ -36,7 +37,8 @@ def _input() -> dict:
 def _augment() -> dict:
     from visiontrain.pipelines.augment_bench import bench_augment
 
-    return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats)
+    return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats,
+                         accuracy=FLAGS.accuracy)
 
 
 BENCHMARKS = {"augment": _augment, "input": _input}
