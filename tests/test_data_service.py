@@ -191,6 +191,8 @@ def test_train_tool_on_the_service(tmp_path, cluster):
     assert result.returncode == 0, result.stdout[-3000:]
     results = json.load(open(os.path.join(run_dir, "results.json")))
     assert results["step"] == 1500 // 64
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["data"]["tf_data_service"] == cluster
     assert results["validation"]["accuracy"] > 0.3
 
 
