@@ -12,6 +12,7 @@ from absl import flags
 
 from visiontrain.pipelines.augment import PRESETS as AUGMENT_PRESETS
 from visiontrain.pipelines.augment import parse_policy
+from visiontrain.pipelines.data_service import parse_address
 from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
 
@@ -48,6 +49,26 @@ def define_data_flags() -> None:
         ["aspect_ratio_min", "aspect_ratio_max"],
         lambda f: f["aspect_ratio_min"] <= f["aspect_ratio_max"],
         message="--aspect_ratio_min must not exceed --aspect_ratio_max.",
+    )
+    flags.DEFINE_string(
+        "tf_data_service", "", "grpc://HOST:PORT of a tf.data service dispatcher: training "
+        "images are decoded, cropped and batched on its workers. '' = in this process."
+    )
+
+    def service_address(address: str) -> bool:
+        if address:
+            try:
+                parse_address(address)
+            except ValueError as error:
+                raise flags.ValidationError(str(error)) from None
+        return True
+
+    flags.register_validator("tf_data_service", service_address)
+    flags.register_multi_flags_validator(
+        ["tf_data_service", "data_dir"],
+        lambda f: not (f["tf_data_service"] and (f["data_dir"] or "").startswith("tfds:")),
+        message="--tf_data_service serves our TFRecord shards only; for --data_dir=tfds:... "
+        "convert it first (visiontrain-data build --source=tfds:...) or drop --tf_data_service.",
     )
 
 

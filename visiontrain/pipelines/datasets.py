@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
+from visiontrain.pipelines import data_service, preprocess, schema
 from visiontrain.pipelines import manifest as manifest_lib
-from visiontrain.pipelines import preprocess, schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -174,6 +174,10 @@ def make_train_dataset(
 ) -> tf.data.Dataset:
     """One epoch of training batches for one input pipeline.
 
+    With `config.tf_data_service` set, parsing, decoding, cropping and batching run
+    on that tf.data service cluster; the epoch's records and batch count stay exact,
+    a mid-epoch resume is exact in batch count only (see `data_service`).
+
     Args:
       shards: the split's shard entries (see `split_shards`).
       config: the data configuration.
@@ -197,13 +201,6 @@ def make_train_dataset(
         if share.policy == "file"
         else np.arange(len(share.files))
     )
-    records = _drop_remainder(
-        _records(share, file_order), share.num_records, records_per_epoch, seed
-    )
-    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
-    # take, then skip, both before decoding: skipping a consumed record costs no decode.
-    records = records.take(records_per_epoch).skip(start_record)
-    records = records.enumerate(start=start_record)
 
     def parse(index, serialized):
         features = schema.parse_example(serialized)
@@ -220,9 +217,55 @@ def make_train_dataset(
             return image, label, features[schema.SHA256]
         return image, label
 
+    if config.tf_data_service:
+        return _service_train_dataset(
+            shards, share, config, parse, file_order=file_order, seed=seed, epoch=epoch,
+            batch_size=batch_size, records_per_epoch=records_per_epoch,
+            start_record=start_record,
+        )
+    records = _drop_remainder(
+        _records(share, file_order), share.num_records, records_per_epoch, seed
+    )
+    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    # take, then skip, both before decoding: skipping a consumed record costs no decode.
+    records = records.take(records_per_epoch).skip(start_record)
+    records = records.enumerate(start=start_record)
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(config.prefetch_batches).with_options(_options(config))
+
+
+def _service_train_dataset(
+    shards: list[dict[str, Any]],
+    share: PipelineShare,
+    config: DataConfig,
+    parse: Any,
+    *,
+    file_order: np.ndarray,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    records_per_epoch: int,
+    start_record: int,
+) -> tf.data.Dataset:
+    # See data_service's docstring for why each record is indexed by its place in the
+    # share (remainder, stride, crop seed) rather than by its place in the stream.
+    if start_record:
+        data_service.warn_inexact_resume()
+    stride, phase = (
+        (share.num_pipelines, share.pipeline_id) if share.policy == "record" else (1, 0)
+    )
+    records = data_service.indexed_records(
+        share.files, shards, file_order,
+        remainder_mask(share.num_records, records_per_epoch, seed), stride, phase,
+    )
+    dataset = data_service.serve_epoch(
+        records, parse, address=config.tf_data_service,
+        name=data_service.job_name(epoch, share.pipeline_id, start_record),
+        batch_size=batch_size, num_batches=(records_per_epoch - start_record) // batch_size,
+        shuffle_buffer=config.shuffle_buffer, seed=seed, options=_options(config),
+    )
+    return dataset.prefetch(config.prefetch_batches)
 
 
 def make_eval_dataset(
@@ -310,9 +353,11 @@ class ShardInput:
                         for split in ("train", "validation")}
 
     def preflight(self) -> None:
-        """Checks every shard's presence and record count (and sha256 when configured)."""
+        """Checks every shard's record count (sha256 when configured) and the tf.data service."""
         manifest_lib.preflight(self.config.data_dir, ["train", "validation"],
                                self.config.verify_sha256)
+        if self.config.tf_data_service:
+            data_service.check_dispatcher(self.config.tf_data_service)
 
     @property
     def digest(self) -> str:
