@@ -8,9 +8,12 @@ Reads top to bottom: data -> (in scope) model, optimizer -> restore -> the loop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any
 
@@ -75,6 +78,27 @@ def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
     return datasets.ShardInput(data)
 
 
+def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
+    """Rejects flag combinations that can only fail later, inside a compiled step.
+
+    Raises:
+      ValueError: --jit_compile with --deterministic (XLA has no deterministic
+        gradient for some ops, e.g. MaxPool) or with --sync_bn (the synchronised
+        BatchNorm all-reduce is a merge_call, which a compiled function cannot make).
+    """
+    if config.jit_compile and config.deterministic:
+        raise ValueError(
+            "--jit_compile and --deterministic cannot be combined: XLA has no deterministic "
+            "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
+            "reproducible runs, or pass --nodeterministic to compile with XLA."
+        )
+    if config.jit_compile and model_config.sync_bn:
+        raise ValueError(
+            "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
+            "all-reduces inside the step, which XLA cannot compile; drop one of the two."
+        )
+
+
 def better_weights(evals: dict[str, dict[str, float]]) -> str:
     """"ema" when the EMA weights beat the raw ones on validation accuracy, else "raw"."""
     if "ema" in evals and evals["ema"]["accuracy"] > evals["raw"]["accuracy"]:
@@ -99,6 +123,20 @@ def train(
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
     """
+    check_options(model_config, config)
+    # Temporary directories are removed on success and failure alike: a worker's
+    # TMPDIR must not fill up over restarts.
+    with contextlib.ExitStack() as cleanup:
+        return _train(data, model_config, config, strategy, cleanup)
+
+
+def _train(
+    data: DataConfig,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    cleanup: contextlib.ExitStack,
+) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
     source = make_input(data)
@@ -136,13 +174,16 @@ def train(
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
+        cleanup.callback(ckpt.close)
     step = ckpt.restore_latest()
     if step == 0:
         # A step-0 checkpoint gives a NaN retry before the first save something to restore.
         ckpt.save(0)
     best = ckpt.best_record()
     progress = {"step": step}
-    preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]))
+    scratch = tempfile.mkdtemp(prefix="visiontrain-preempt-")
+    cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+    preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]), scratch)
 
     # Evaluation and export never augment: only the train step takes the augmenter.
     augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
