@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 # 23 float32 steps at LR 0.1 with a different summation order drift by ~1e-4;
 # a wrong loss scaling (e.g. per-replica mean) would be off by far more.
-FLAGS = ("--model=resnet20", "--sync_bn", "--epochs=1", "--steps_per_loop=8",
+FLAGS = ("--sync_bn", "--epochs=1", "--steps_per_loop=8",
          "--checkpoint_every_steps=0")
 
 

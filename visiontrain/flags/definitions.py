@@ -81,17 +81,22 @@ def define_model_flags() -> None:
     flags.DEFINE_string(
         "pretrained", "", "'' (random init), 'imagenet', or a path to weights / a run dir."
     )
+    flags.register_validator("model", check_model_name)
 
-    def known_model(name: str) -> bool:
-        from visiontrain.models.registry import available_models
 
-        if name in available_models():
-            return True
-        raise flags.ValidationError(
-            f"Unknown --model={name!r}; known models: {', '.join(available_models())}."
-        )
+def check_model_name(name: str) -> bool:
+    """The --model validator: True for a registered model.
 
-    flags.register_validator("model", known_model)
+    Raises:
+      flags.ValidationError: naming the unknown model and listing the known ones.
+    """
+    from visiontrain.models.registry import available_models
+
+    if name in available_models():
+        return True
+    raise flags.ValidationError(
+        f"Unknown --model={name!r}; known models: {', '.join(available_models())}."
+    )
 
 
 def define_training_flags() -> None:
@@ -141,7 +146,23 @@ def define_training_flags() -> None:
         "final_weights", "", "Also save this worker's final weights here (*.weights.h5); "
         "on a multi-worker job, compare workers' files to check they agree.",
     )
+    flags.DEFINE_list(
+        "profile_steps", [], "Trace steps A..B with the TF profiler into RUN_DIR/train "
+        "(TensorBoard's Profile tab), e.g. 10,20; empty: off.",
+    )
     flags.mark_flag_as_required("run_dir")
+    flags.register_validator("profile_steps", _valid_profile_steps)
+
+
+def _valid_profile_steps(value: list[str]) -> bool:
+    from visiontrain.training.summaries import parse_profile_steps
+
+    if value:
+        try:
+            parse_profile_steps(",".join(value))
+        except ValueError as err:
+            raise flags.ValidationError(str(err)) from None
+    return True
 
 
 def resolve_augment(spec: str, preset: str | None) -> str:

@@ -2,6 +2,7 @@
 
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
     visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
+    visiontrain-bench train [--num_images=400] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -41,7 +42,17 @@ def _augment() -> dict:
                          accuracy=FLAGS.accuracy)
 
 
-BENCHMARKS = {"augment": _augment, "input": _input}
+def _train() -> dict:
+    from visiontrain.training.train_bench import bench_train
+
+    figures = bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400)
+    if not FLAGS.json:
+        for key, value in sorted(figures.items()):
+            print(f"{key}: {value}")
+    return figures
+
+
+BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}
 
 
 def main(argv: list[str]) -> None:

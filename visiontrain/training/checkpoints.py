@@ -44,7 +44,7 @@ class RunCheckpoints:
 
     On a multi-worker job every worker must call save (it is a collective), but only
     the chief writes into the run directory; the others write to a temporary
-    directory that is removed. Every worker restores from, and reads the best record
+    directory that `close` removes. Every worker restores from, and reads the best record
     of, the chief's directory (a shared filesystem), so all resume at one step and
     take the same best-checkpoint decisions.
     """
@@ -166,6 +166,7 @@ class RunCheckpoints:
     def latest_path(self) -> str | None:
         return self.manager.latest_checkpoint if self._chief else None
 
-    def __del__(self):
+    def close(self) -> None:
+        """Removes a non-chief worker's temporary checkpoint directory."""
         if not self._chief:
             shutil.rmtree(self.directory, ignore_errors=True)

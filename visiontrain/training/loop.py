@@ -8,20 +8,24 @@ Reads top to bottom: data -> (in scope) model, optimizer -> restore -> the loop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import augment as augment_lib
 from visiontrain.pipelines import datasets, tfds_reader
-from visiontrain.training import checkpoints, optim, rundir, steps
+from visiontrain.training import checkpoints, optim, rundir, steps, summaries
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
 from visiontrain.training.strategy import is_chief
@@ -75,6 +79,49 @@ def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
     return datasets.ShardInput(data)
 
 
+def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
+    """Rejects flag combinations that can only fail later, inside a compiled step.
+
+    Raises:
+      ValueError: --jit_compile with --deterministic (XLA has no deterministic
+        gradient for some ops, e.g. MaxPool) or with --sync_bn (the synchronised
+        BatchNorm all-reduce is a merge_call, which a compiled function cannot make).
+    """
+    if config.jit_compile and config.deterministic:
+        raise ValueError(
+            "--jit_compile and --deterministic cannot be combined: XLA has no deterministic "
+            "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
+            "reproducible runs, or pass --nodeterministic to compile with XLA."
+        )
+    if config.jit_compile and model_config.sync_bn:
+        raise ValueError(
+            "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
+            "all-reduces inside the step, which XLA cannot compile; drop one of the two."
+        )
+
+
+def log_augmented_samples(
+    source: datasets.ShardInput | tfds_reader.TfdsInput,
+    augmenter: augment_lib.Augmenter,
+    position: dict[str, int],
+    logdir: str,
+    step: int,
+    count: int = 16,
+) -> None:
+    """Logs what the model trains on: the next `count` training images, augmented.
+
+    Runs eagerly on a host copy of the batch, with the train step's seeding (replica 0),
+    so the grid shows the very ops the run applies.
+    """
+    images, labels = next(iter(source.train_dataset(
+        **position, batch_size=count, num_pipelines=1, pipeline_id=0)))
+    targets = tf.one_hot(labels, augmenter.num_classes)
+    augmented, _ = augmenter(tf.cast(images, tf.float32), targets, step=tf.constant(step + 1),
+                             replica_id=0)
+    grid = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
+    summaries.write_image_grid(logdir, "augmented_samples", grid.numpy(), step)
+
+
 def better_weights(evals: dict[str, dict[str, float]]) -> str:
     """"ema" when the EMA weights beat the raw ones on validation accuracy, else "raw"."""
     if "ema" in evals and evals["ema"]["accuracy"] > evals["raw"]["accuracy"]:
@@ -99,6 +146,20 @@ def train(
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
     """
+    check_options(model_config, config)
+    # Temporary directories are removed on success and failure alike: a worker's
+    # TMPDIR must not fill up over restarts.
+    with contextlib.ExitStack() as cleanup:
+        return _train(data, model_config, config, strategy, cleanup)
+
+
+def _train(
+    data: DataConfig,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    cleanup: contextlib.ExitStack,
+) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
     source = make_input(data)
@@ -136,13 +197,16 @@ def train(
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
+        cleanup.callback(ckpt.close)
     step = ckpt.restore_latest()
     if step == 0:
         # A step-0 checkpoint gives a NaN retry before the first save something to restore.
         ckpt.save(0)
     best = ckpt.best_record()
     progress = {"step": step}
-    preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]))
+    scratch = tempfile.mkdtemp(prefix="visiontrain-preempt-")
+    cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+    preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]), scratch)
 
     # Evaluation and export never augment: only the train step takes the augmenter.
     augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
@@ -166,18 +230,25 @@ def train(
 
     @tf.function
     def eval_batch(images, labels):
-        return strategy.reduce("SUM", strategy.run(eval_fn, args=(images, labels)), axis=None)
+        sums, confusion = strategy.run(eval_fn, args=(images, labels))
+        return (strategy.reduce("SUM", sums, axis=None),
+                strategy.reduce("SUM", confusion, axis=None))
 
-    def evaluate_raw() -> dict[str, float]:
+    confusion_matrices: dict[str, np.ndarray] = {}
+
+    def evaluate_raw(kind: str = "raw") -> dict[str, float]:
         eval_ds = strategy.distribute_datasets_from_function(
             lambda ctx: source.eval_dataset(
                 batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
-        sums = tf.zeros([4])
+        sums, confusion = tf.zeros([4]), tf.zeros([len(labels), len(labels)])
         for images, labels_batch in eval_ds:
-            sums += eval_batch(images, labels_batch)
+            batch_sums, batch_confusion = eval_batch(images, labels_batch)
+            sums += batch_sums
+            confusion += batch_confusion
+        confusion_matrices[kind] = confusion.numpy().astype(np.int64)
         loss, top1, top5, count = sums.numpy().tolist()
         return {"loss": loss / count, "accuracy": top1 / count, "top5": top5 / count,
                 "examples": int(count)}
@@ -188,16 +259,20 @@ def train(
         if ema is not None:
             ema.swap()
             try:
-                by_weights["ema"] = evaluate_raw()
+                by_weights["ema"] = evaluate_raw("ema")
             finally:
                 ema.swap()
         return by_weights
 
-    writers = {
-        name: tf.summary.create_file_writer(os.path.join(config.run_dir, name))
-        if chief else tf.summary.create_noop_writer()
-        for name in (rundir.TRAIN_LOGS, rundir.VALIDATION_LOGS)
-    }
+    log_dirs = {name: os.path.join(config.run_dir, name)
+                for name in (rundir.TRAIN_LOGS, rundir.VALIDATION_LOGS)}
+    # The summaries module's writers, so each directory gets one event file.
+    writers = {name: summaries.writer_for(path) if chief else tf.summary.create_noop_writer()
+               for name, path in log_dirs.items()}
+    profiler = None
+    if config.profile_steps and chief:
+        profiler = summaries.ProfileWindow(log_dirs[rundir.TRAIN_LOGS], *config.profile_steps)
+        cleanup.callback(profiler.close)
 
     # ---- The loop: one dataset per epoch, resumed at the exact next batch.
     logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replicas)%s.",
@@ -205,6 +280,7 @@ def train(
                  strategy.num_replicas_in_sync, f", resuming at step {step}" if step else "")
     evals: dict[str, dict[str, float]] = {}
     nan_retries = 0
+    samples_logged = False
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
@@ -216,9 +292,14 @@ def train(
         )
         iterator = iter(train_ds)
         diverged = False
+        if chief and augmenter.stages and not samples_logged:
+            log_augmented_samples(source, augmenter, position, log_dirs[rundir.TRAIN_LOGS], step)
+            samples_logged = True
         while in_epoch < steps_per_epoch:
             todo = min(config.steps_per_loop, steps_per_epoch - in_epoch,
                        ckpt.steps_to_next_save(step))
+            if profiler is not None:
+                profiler.step(step)
             start = time.perf_counter()
             loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step))
             loss = float(loss_sum) / (todo * data.global_batch_size)
@@ -260,6 +341,10 @@ def train(
                     suffix = "" if kind == "raw" else "_ema"
                     for name in ("loss", "accuracy", "top5"):
                         tf.summary.scalar(name + suffix, metrics[name])
+                if chief:
+                    summaries.write_confusion_matrix(
+                        log_dirs[rundir.VALIDATION_LOGS], "confusion_matrix" + suffix,
+                        confusion_matrices[kind], step)
             ckpt.save(step)
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:
@@ -275,6 +360,10 @@ def train(
                "best_weights_file": checkpoints.BEST_WEIGHTS}
     if chief:
         rundir.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
+        summaries.write_hparams(
+            config.run_dir, rundir.read_json(os.path.join(config.run_dir, rundir.CONFIG)),
+            {"validation/accuracy": evals[kind]["accuracy"],
+             "validation/top5": evals[kind]["top5"]}, step)
     if config.final_weights:
         model.save_weights(config.final_weights)
     for writer in writers.values():

@@ -13,7 +13,7 @@ checkpoints stay on: after SIGKILL the handler has saved nothing.
 from __future__ import annotations
 
 import logging
-import tempfile
+import os
 from typing import Callable
 
 import tensorflow as tf
@@ -32,9 +32,17 @@ class Preempted(SystemExit):
 
 
 def make_preemption_handler(
-    strategy: tf.distribute.Strategy, save: Callable[[], int]
+    strategy: tf.distribute.Strategy, save: Callable[[], int], scratch_dir: str
 ) -> tf.distribute.experimental.PreemptionCheckpointHandler:
-    """A handler whose save calls `save()` (returns the saved step) and then exits 42."""
+    """A handler whose save calls `save()` (returns the saved step) and then exits 42.
+
+    Args:
+      strategy: the run's strategy.
+      save: writes the run's checkpoint and returns its step.
+      scratch_dir: an empty directory the caller removes after training. It holds the
+        throwaway manager's directory and, on a non-chief worker, the `workertemp_N`
+        directory TF creates next to it.
+    """
     saved = {}
 
     def save_fn():
@@ -47,7 +55,7 @@ def make_preemption_handler(
         raise Preempted(step)
 
     throwaway = tf.train.CheckpointManager(
-        tf.train.Checkpoint(), tempfile.mkdtemp(prefix="visiontrain-preempt-"), max_to_keep=1
+        tf.train.Checkpoint(), os.path.join(scratch_dir, "unused"), max_to_keep=1
     )
     resolver = getattr(strategy, "cluster_resolver", None)
     return tf.distribute.experimental.PreemptionCheckpointHandler(

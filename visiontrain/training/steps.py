@@ -84,15 +84,22 @@ def make_train_step(
 
 
 def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
-    """Returns step_fn(images, labels) -> [loss_sum, top1, top5, count] sums."""
+    """Returns step_fn(images, labels) -> ([loss_sum, top1, top5, count], confusion).
+
+    `confusion` is the [C, C] count matrix of (true, predicted) pairs; like the sums it
+    adds up across batches and replicas.
+    """
     k = min(5, num_classes)
 
     def step_fn(images, labels):
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-        top1 = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        top1 = tf.cast(tf.equal(predicted, labels), tf.float32)
         top5 = tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return tf.stack([tf.reduce_sum(loss), tf.reduce_sum(top1), tf.reduce_sum(top5), count])
+        confusion = tf.math.confusion_matrix(labels, predicted, num_classes, dtype=tf.float32)
+        sums = tf.stack([tf.reduce_sum(loss), tf.reduce_sum(top1), tf.reduce_sum(top5), count])
+        return sums, confusion
 
     return step_fn
