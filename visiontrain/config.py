@@ -84,6 +84,7 @@ class TrainConfig:
     fine_tune_lr: float = 0.0
     freeze_bn: bool = False
     layer_decay: float = 0.0
+    fine_tune_warmup_epochs: float = 0.0
     profile_steps: tuple[int, ...] = ()
 
 

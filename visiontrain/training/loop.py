@@ -20,7 +20,15 @@ from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.pipelines import manifest as manifest_lib
-from visiontrain.training import checkpoints, optim, rundir, steps
+from visiontrain.training import (
+    checkpoints,
+    optim,
+    rundir,
+    steps,
+    transfer,
+    transfer_optim,
+    transfer_schedule,
+)
 from visiontrain.training.strategy import is_chief
 
 
@@ -76,6 +84,7 @@ def train(
     pipelines = num_input_pipelines(strategy)
     steps_per_epoch = datasets.steps_per_epoch(train_shards, data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
+    plan = transfer.make_plan(config, steps_per_epoch)
     datasets.log_sharding(train_shards, pipelines)
     chief = is_chief(strategy)
     if chief:
@@ -94,8 +103,10 @@ def train(
         keras.mixed_precision.set_dtype_policy(config.dtype)
     with strategy.scope():
         model = build_model(model_config, data.image_size)
-        schedule = optim.make_schedule(config, steps_per_epoch, data.global_batch_size)
+        schedule = transfer_schedule.make_schedule(config, steps_per_epoch, data.global_batch_size)
         optimizer = optim.make_optimizer(config, schedule, model)
+        # Built over everything that may ever train, before any freezing: stable slots.
+        transfer_optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
         ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief)
     step = ckpt.restore_latest()
@@ -107,7 +118,8 @@ def train(
     eval_fn = steps.make_eval_step(model, len(labels))
 
     @tf.function(jit_compile=config.jit_compile or None)
-    def train_steps(iterator, num_steps, first_step):
+    def train_steps(iterator, num_steps, first_step, phase):
+        del phase  # A Python trace key: a new phase retraces with its trainable set.
         loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
         for i in tf.range(num_steps):
             seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(first_step + i, tf.int64)])
@@ -145,6 +157,7 @@ def train(
                  model_config.name, total_steps, steps_per_epoch, data.global_batch_size,
                  strategy.num_replicas_in_sync, f", resuming at step {step}" if step else "")
     metrics: dict[str, float] = {}
+    phase = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         per_pipeline = data.global_batch_size // pipelines
@@ -160,9 +173,10 @@ def train(
         iterator = iter(train_ds)
         while in_epoch < steps_per_epoch:
             todo = min(config.steps_per_loop, steps_per_epoch - in_epoch,
-                       ckpt.steps_to_next_save(step))
+                       ckpt.steps_to_next_save(step), plan.steps_to_phase_change(step))
+            phase = transfer.enter_phase(model, plan, step, phase)
             start = time.perf_counter()
-            loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step))
+            loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step), phase)
             loss = float(loss_sum) / (todo * data.global_batch_size)
             elapsed = time.perf_counter() - start
             if not tf.math.is_finite(loss):
