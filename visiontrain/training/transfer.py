@@ -206,11 +206,11 @@ def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float
 def describe_phase(model: keras.Model, plan: TransferPlan, phase: int) -> str:
     """A log line describing what trains in `phase`."""
     trainable = sum(int(math.prod(v.shape)) for v in model.trainable_variables)
-    what = "the head only" if phase == PHASE_HEAD else (
-        "the whole backbone" if plan.unfreeze_last is None
-        else f"the last {plan.unfreeze_last} backbone blocks")
-    bn = ", BatchNorm frozen" if plan.freeze_bn or phase == PHASE_HEAD else ""
-    return f"phase {phase}: training {what} + head{bn} ({trainable:,} trainable parameters)"
+    what = "the head only, backbone frozen" if phase == PHASE_HEAD else (
+        "the whole backbone and the head" if plan.unfreeze_last is None
+        else f"the last {plan.unfreeze_last} backbone blocks and the head")
+    bn = " (BatchNorm frozen)" if plan.freeze_bn and phase == PHASE_FINE_TUNE else ""
+    return f"phase {phase}: training {what}{bn}, {trainable:,} trainable parameters"
 
 
 
