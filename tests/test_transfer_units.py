@@ -79,7 +79,7 @@ def _changed(before, layer):
 
 
 def test_head_only_phase_keeps_backbone_and_bn_statistics_exactly_then_phase_two_trains():
-    model = _model()
+    model = _model("small_cnn")
     optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
     optimizer.build(model.trainable_variables)
     plan = transfer.TransferPlan(boundary=3)
@@ -93,7 +93,7 @@ def test_head_only_phase_keeps_backbone_and_bn_statistics_exactly_then_phase_two
     _train_some(model, optimizer)  # A fresh tf.function: traced with the new trainable set.
     changed = _changed(before, backbone)
     assert any(p.endswith("moving_mean") for p in changed)
-    assert any(p.endswith("stem_conv/kernel") for p in changed)
+    assert any(p.endswith("stage1_conv/kernel") for p in changed)
 
 
 def test_unfreeze_last_k_with_frozen_batchnorm():
@@ -164,7 +164,7 @@ def test_layer_decay_needs_multipliers_before_build():
 
 
 def test_optimizer_from_config_attaches_layer_decay():
-    model = _model()
+    model = _model("small_cnn")
     config = TrainConfig(run_dir="r", optimizer="adamw", layer_decay=0.8, weight_decay=0.05)
     optimizer = optim.make_optimizer(config, 0.01, model)
     transfer_optim.attach_layer_decay(optimizer, model, config)
