@@ -65,6 +65,7 @@ def bench_transfer(
     pretrain_epochs: int = 10,
     epochs: int = 12,
     freeze_epochs: int = 4,
+    freeze_bn: bool = True,
     work_dir: str = "",
 ) -> dict[str, Any]:
     """Runs the benchmark; returns validation accuracies, steps and seconds per network.
@@ -76,6 +77,7 @@ def bench_transfer(
       pretrain_epochs: Epochs on the first five classes.
       epochs: Epochs on the few-shot task, the same for every network.
       freeze_epochs: Head-only epochs of the fine-tuned network.
+      freeze_bn: Keep BatchNorm frozen while fine-tuning.
       work_dir: Where shards and runs go (default: a new temporary directory).
     """
     classes = sorted(os.listdir(os.path.join(source, "train")))
@@ -96,7 +98,8 @@ def bench_transfer(
     weights = os.path.join(work, "pretrained.weights.h5")
     pretrained.save_weights(weights)
     few = TrainConfig(run_dir="", epochs=epochs, base_lr=2.0, freeze_epochs=freeze_epochs,
-                      fine_tune_lr=0.2, fine_tune_warmup_epochs=1, checkpoint_every_steps=0,
+                      fine_tune_lr=0.2, fine_tune_warmup_epochs=1, freeze_bn=freeze_bn,
+                      checkpoint_every_steps=0,
                       eval_every=epochs)
     with_weights = dataclasses.replace(net, pretrained=weights)
     runs["fine_tuned"] = _train(last, with_weights, dataclasses.replace(
@@ -107,8 +110,8 @@ def bench_transfer(
         few, run_dir=os.path.join(work, "scratch"), freeze_epochs=0, base_lr=0.4))
     for run in runs.values():
         run.pop("checkpoint")
-    return {"model": model, "shots": shots, "first5": classes[:5], "last5": classes[5:],
-            "work_dir": work, **runs}
+    return {"model": model, "shots": shots, "freeze_bn": freeze_bn, "first5": classes[:5],
+            "last5": classes[5:], "work_dir": work, **runs}
 
 
 _SOURCE = flags.DEFINE_string("source", "/work/shared/data/cifar10_jpg_subset", "Photo tree.")
@@ -116,12 +119,14 @@ _MODEL = flags.DEFINE_string("model", "resnet20", "Network.")
 _SHOTS = flags.DEFINE_integer("shots", 20, "Photos per class of the transfer task.")
 _PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 10, "Pretraining epochs.")
 _EPOCHS = flags.DEFINE_integer("epochs", 12, "Epochs on the few-shot task.")
+_FREEZE_BN = flags.DEFINE_bool("freeze_bn", True, "Keep BatchNorm frozen while fine-tuning.")
 
 
 def main(argv: list[str]) -> None:
     del argv
     print(json.dumps(bench_transfer(_SOURCE.value, _MODEL.value, _SHOTS.value,
-                                    _PRETRAIN_EPOCHS.value, _EPOCHS.value), indent=2))
+                                    _PRETRAIN_EPOCHS.value, _EPOCHS.value,
+                                    freeze_bn=_FREEZE_BN.value), indent=2))
 
 
 if __name__ == "__main__":
