@@ -172,7 +172,7 @@ def test_bad_sources_raise_clear_errors(tmp_path):
         make_tfrecords.build(config(tmp_path, output=str(tmp_path / "src/out")))
 
 
-class TinyShapes(tfds.core.GeneratorBasedBuilder):
+class TinyFlatColours(tfds.core.GeneratorBasedBuilder):
     """Two classes of flat-colour images, made locally: nothing to download."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -193,8 +193,8 @@ class TinyShapes(tfds.core.GeneratorBasedBuilder):
 
 
 def test_tfds_source_with_local_builder(tmp_path):
-    TinyShapes(data_dir=str(tmp_path / "tfds")).download_and_prepare()
-    cfg = config(tmp_path, source="tfds:tiny_shapes", tfds_data_dir=str(tmp_path / "tfds"),
+    TinyFlatColours(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    cfg = config(tmp_path, source="tfds:tiny_flat_colours", tfds_data_dir=str(tmp_path / "tfds"),
                  val_fraction=0.2)
     result = make_tfrecords.build(cfg)
     assert result["labels"] == ["dark", "light"]

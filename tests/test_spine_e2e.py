@@ -84,8 +84,8 @@ def test_exported_model_matches_in_process_model(pipeline):
     work, _ = pipeline
     import tensorflow as tf
 
+    from visiontrain.evaluation.records import model_predictor
     from visiontrain.serving.export import load_run
-    from visiontrain.training.evaluate import model_predictor
 
     files = sorted(str(p) for p in (work / "digits" / "val").glob("*/*.png"))[::20]
     out = work / "served.npy"

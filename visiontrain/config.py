@@ -35,6 +35,8 @@ class DataConfig:
     verify_sha256: bool = False
     tf_data_service: str = ""
     seed: int = 0
+    # Where TFDS datasets are prepared, for data_dir="tfds:NAME[/CONFIG]".
+    tfds_data_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,9 @@ class TrainConfig:
     layer_decay: float = 0.0
     fine_tune_warmup_epochs: float = 0.0
     profile_steps: tuple[int, ...] = ()
+    # Where this worker saves its final weights (.weights.h5): lets a multi-worker job
+    # check that every worker ended with the same weights.
+    final_weights: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

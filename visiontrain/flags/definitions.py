@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from visiontrain.pipelines.augment import PRESETS as AUGMENT_PRESETS
+from visiontrain.pipelines.augment import parse_policy
 from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
 
@@ -33,6 +35,9 @@ def define_data_flags() -> None:
         "prefetch_batches", 4, "Bounded prefetch (autotune has caused OOMs).", lower_bound=1
     )
     flags.DEFINE_bool("verify_sha256", False, "Hash every shard in the pre-flight check.")
+    flags.DEFINE_string(
+        "tfds_data_dir", "", "TFDS data_dir when --data_dir=tfds:NAME[/CONFIG] (read directly)."
+    )
     flags.mark_flag_as_required("data_dir")
     flags.register_multi_flags_validator(
         ["crop_area_min", "crop_area_max"],
@@ -84,6 +89,14 @@ def define_training_flags() -> None:
     flags.DEFINE_float("step_decay_rate", 0.1, "Step decay factor.", 0.0, 1.0)
     flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing.", 0.0, 0.5)
     flags.DEFINE_float("clip_norm", 0.0, "Global gradient norm clip (0: off).", lower_bound=0.0)
+    flags.DEFINE_float(
+        "ema_decay", 0.0, "Keep an EMA of the weights with this decay, e.g. 0.9999 (0: off); "
+        "evaluation reports raw and EMA weights.", 0.0, 0.999999,
+    )
+    flags.DEFINE_integer(
+        "max_nan_retries", 2, "On a NaN/inf loss, restore the last checkpoint and retry this "
+        "many times before stopping.", lower_bound=0,
+    )
     flags.DEFINE_integer("eval_every", 1, "Evaluate every N epochs.", lower_bound=1)
     flags.DEFINE_integer("steps_per_loop", 10, "Steps per tf.function call.", lower_bound=1)
     flags.DEFINE_integer(
@@ -93,8 +106,20 @@ def define_training_flags() -> None:
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", lower_bound=1)
     flags.DEFINE_enum("dtype", "float32", DTYPES, "Compute dtype policy.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (slower on CPU).")
+    flags.DEFINE_string(
+        "augment", "", "On-device augmentation policy, e.g. 'flip,randaugment:2:9,mixup:0.2' "
+        "(ops: see visiontrain.pipelines.augment.describe_ops). Excludes --augment_preset.",
+    )
+    flags.DEFINE_enum(
+        "augment_preset", None, list(AUGMENT_PRESETS),
+        "A named augmentation policy (none: off). Excludes --augment.",
+    )
     flags.DEFINE_bool("deterministic", False, "Seeded, op-deterministic training.")
     flags.DEFINE_integer("seed", 0, "Seed for data order, crops and initialisation.")
+    flags.DEFINE_string(
+        "final_weights", "", "Also save this worker's final weights here (*.weights.h5); "
+        "on a multi-worker job, compare workers' files to check they agree.",
+    )
     flags.mark_flag_as_required("run_dir")
     flags.DEFINE_integer(
         "freeze_epochs", 0, "Transfer: first train the head only, backbone frozen (BatchNorm "
@@ -113,6 +138,28 @@ def define_training_flags() -> None:
     flags.DEFINE_float(
         "layer_decay", 0.0, "Layer-wise LR decay: the backbone block d from the top gets "
         "LR * layer_decay**d (0: off).", 0.0, 1.0)
+
+
+def resolve_augment(spec: str, preset: str | None) -> str:
+    """The one policy string of --augment / --augment_preset, validated.
+
+    The two flags are mutually exclusive, so a run's recorded config names exactly the
+    ops it ran; a preset resolves to its spec string.
+
+    Raises:
+      ValueError: both flags given, or the spec does not parse (the parser's message).
+    """
+    if spec and preset is not None:
+        raise ValueError(
+            f"--augment={spec!r} and --augment_preset={preset} are mutually exclusive; "
+            "pass one (a preset is a named --augment spec)."
+        )
+    resolved = AUGMENT_PRESETS[preset] if preset is not None else spec
+    try:
+        parse_policy(resolved)
+    except ValueError as err:
+        raise ValueError(f"--augment={resolved!r}: {err}") from None
+    return resolved
 
 
 def define_distribution_flags() -> None:
@@ -135,6 +182,15 @@ def define_export_flags() -> None:
     flags.DEFINE_string("export_dir", None, "EXPORT/NAME; versions go below it.")
     flags.DEFINE_string("version", "auto", "Version number, or 'auto' for the next one.")
     flags.DEFINE_integer("top_k", 5, "k of the top_k outputs.", lower_bound=1)
+    flags.DEFINE_integer(
+        "max_pixels", 50_000_000, "Requests whose image headers declare more pixels are "
+        "rejected (INVALID_ARGUMENT) before decoding.", lower_bound=1,
+    )
+    flags.DEFINE_enum(
+        "tflite", "", ["", "float32", "float16", "int8"],
+        "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] preprocessed input); "
+        "int8 is calibrated on training images.",
+    )
     flags.mark_flags_as_required(["run_dir", "export_dir"])
     flags.register_validator(
         "version",

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
+from visiontrain.pipelines import manifest as manifest_lib
 from visiontrain.pipelines import preprocess, schema
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -126,6 +127,39 @@ def _records(share: PipelineShare, file_order: np.ndarray) -> tf.data.Dataset:
     return records
 
 
+def remainder_mask(num_records: int, records_per_epoch: int, seed: int) -> np.ndarray:
+    """Which of a pipeline's records (by position in its read order) this epoch keeps.
+
+    Exactly `records_per_epoch` True entries at positions drawn anew for every seed.
+    """
+    if records_per_epoch > num_records:
+        raise ValueError(
+            f"records_per_epoch={records_per_epoch} exceeds the {num_records} records of this "
+            "input pipeline; compute it with steps_per_epoch."
+        )
+    keep = np.zeros(num_records, dtype=bool)
+    keep[np.random.default_rng(seed).permutation(num_records)[:records_per_epoch]] = True
+    return keep
+
+
+def _drop_remainder(
+    records: tf.data.Dataset, num_records: int, records_per_epoch: int, seed: int
+) -> tf.data.Dataset:
+    # Dropping the tail of the shuffled stream would always drop records of the last
+    # file read (a shuffle buffer only mixes nearby records); with one file per
+    # pipeline that tail is the same every epoch. A seeded mask by read position
+    # spreads the dropped remainder uniformly over the pipeline's records instead.
+    if records_per_epoch == num_records:
+        return records
+    # The trailing False drops any record past the manifest's count.
+    keep = tf.constant(np.append(remainder_mask(num_records, records_per_epoch, seed), False))
+    return (
+        records.enumerate()
+        .filter(lambda index, _: tf.gather(keep, tf.minimum(index, num_records)))
+        .map(lambda _, record: record)
+    )
+
+
 def make_train_dataset(
     shards: list[dict[str, Any]],
     config: DataConfig,
@@ -163,7 +197,9 @@ def make_train_dataset(
         if share.policy == "file"
         else np.arange(len(share.files))
     )
-    records = _records(share, file_order)
+    records = _drop_remainder(
+        _records(share, file_order), share.num_records, records_per_epoch, seed
+    )
     records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     # take, then skip, both before decoding: skipping a consumed record costs no decode.
     records = records.take(records_per_epoch).skip(start_record)
@@ -242,3 +278,59 @@ def log_sharding(shards: list[dict[str, Any]], num_pipelines: int) -> None:
             len(shards),
             num_pipelines,
         )
+
+
+def check_label_map(expected: list[str], manifest: dict[str, Any]) -> None:
+    """Refuses data whose label map differs from `expected` (e.g. a checkpoint's).
+
+    Raises:
+      ValueError: naming both label maps; the class indices would silently mean
+        different classes otherwise.
+    """
+    labels = list(manifest["labels"])
+    if list(expected) != labels:
+        raise ValueError(
+            f"The checkpoint was trained with labels {list(expected)} but the data has "
+            f"{labels}; point --data_dir at data built with the same classes, or start a "
+            "new run directory."
+        )
+
+
+class ShardInput:
+    """Our TFRecord shards behind the interface of `tfds_reader.TfdsInput`.
+
+    The training loop takes either source and has one code path for both.
+    """
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self.manifest = manifest_lib.load_manifest(config.data_dir)
+        self.labels = list(self.manifest["labels"])
+        self._shards = {split: split_shards(config.data_dir, self.manifest, split)
+                        for split in ("train", "validation")}
+
+    def preflight(self) -> None:
+        """Checks every shard's presence and record count (and sha256 when configured)."""
+        manifest_lib.preflight(self.config.data_dir, ["train", "validation"],
+                               self.config.verify_sha256)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the manifest: identifies the data a run was trained on."""
+        return manifest_lib.manifest_digest(self.config.data_dir)
+
+    def steps_per_epoch(self, global_batch_size: int, num_pipelines: int = 1) -> int:
+        """See `steps_per_epoch`."""
+        return steps_per_epoch(self._shards["train"], global_batch_size, num_pipelines)
+
+    def train_dataset(self, **kwargs: Any) -> tf.data.Dataset:
+        """See `make_train_dataset`; takes its keyword arguments."""
+        return make_train_dataset(self._shards["train"], self.config, **kwargs)
+
+    def eval_dataset(self, **kwargs: Any) -> tf.data.Dataset:
+        """See `make_eval_dataset`; takes its keyword arguments."""
+        return make_eval_dataset(self._shards["validation"], self.config, **kwargs)
+
+    def log_sharding(self, num_pipelines: int) -> None:
+        """See `log_sharding`."""
+        log_sharding(self._shards["train"], num_pipelines)

@@ -4,15 +4,21 @@
 batch, so every image of a batch gets the same ops; here every image draws its
 own op, sign and therefore parameters, as torchvision/timm do per sample.
 
-No per-image loops: for each of the N slots every image draws an op index, and
-the batch goes through three whole-batch stages whose per-image parameters are
-identities for images that did not pick them:
-  * geometric ops (rotate, shear_x/y, translate_x/y) -> one per-image affine
-    matrix, one `affine_warp` (XLA-compilable, fill 128 as timm/official);
-  * point ops (identity, autocontrast, equalize, solarize, posterize, contrast,
+No per-image loops. For each of the N slots every image draws an op index and a
+sign; two equivalent forms then apply them (tests check they agree bit for bit):
+  * routed (default outside XLA): `tf.dynamic_partition` splits the batch by op
+    group, each group runs on its own images only, `tf.dynamic_stitch` restores
+    the order, so an image pays for one op per slot, not for all of them;
+  * dense (under XLA, which has no dynamic shapes): the whole batch goes through
+    three stages whose per-image parameters are identities for images that did
+    not pick them: geometric ops (rotate, shear_x/y, translate_x/y) -> one
+    per-image affine matrix, one `affine_warp` (fill 128 as timm/official);
+    point ops (identity, autocontrast, equalize, solarize, posterize, contrast,
     brightness) -> one per-image, per-channel 256-entry lookup table, one gather
-    (equalize builds its tables from per-image histograms via a segment sum);
-  * color and sharpness -> per-image blend factors, selected with `tf.where`.
+    (equalize builds its tables from per-image histograms); color and sharpness
+    -> per-image blend factors, selected with `tf.where`.
+Slots stay sequential as in timm: geometric ops of different slots are not
+merged into one warp, since a colour op between them does not commute with it.
 Pixels are rounded to integers by the table lookup, as PIL's uint8 ops do.
 
 Magnitude semantics follow timm's "increasing" variants on the 0-10 scale
@@ -29,7 +35,13 @@ import math
 import tensorflow as tf
 
 from visiontrain.pipelines import augment_geometry as geo
-from visiontrain.pipelines.augment_ops import RNG_ALG, blend, grayscale, split_seed, uniform
+from visiontrain.pipelines.augment_ops import (
+    RNG_ALG,
+    blend,
+    grayscale,
+    split_seed,
+    uniform,
+)
 
 OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize",
        "contrast", "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")
@@ -129,14 +141,116 @@ def _sharpness_base(images: tf.Tensor) -> tf.Tensor:
     return tf.where(interior[None, :, :, None], smooth, images)
 
 
-def _apply_slot(images: tf.Tensor, seed: tf.Tensor, m: float) -> tf.Tensor:
+def _rounded(images: tf.Tensor) -> tf.Tensor:
+    return tf.round(tf.clip_by_value(images, 0.0, 255.0))
+
+
+def _per_image(values: tf.Tensor) -> tf.Tensor:
+    return values[:, None, None, None]
+
+
+def _routed_geometry(images, op_index, sign, m):
     shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
+    matrix = _geometry_matrix(op_index, sign, m, shape[1], shape[2])
+    return _rounded(geo.affine_warp(images, matrix, fill_mode="constant",
+                                    fill_value=FILL_VALUE))
+
+
+def _routed_tables(images, op_index, sign, m):
+    indices = tf.cast(images, tf.int32)
+    tables = _point_tables(images, indices, op_index, sign, m)
+    batch = tf.shape(images)[0]
+    flat_index = ((tf.range(batch)[:, None, None, None] * 3 + tf.range(3)) * 256 + indices)
+    return tf.gather(tf.reshape(tables, [-1]), flat_index)
+
+
+def _routed_autocontrast(images, op_index, sign, m):
+    low = tf.reduce_min(images, axis=[1, 2], keepdims=True)
+    high = tf.reduce_max(images, axis=[1, 2], keepdims=True)
+    return _rounded(tf.where(high > low, (images - low) * 255.0 / tf.maximum(high - low, 1.0),
+                             images))
+
+
+def _routed_solarize(images, op_index, sign, m):
+    return tf.where(images >= 256.0 - 256.0 * m, 255.0 - images, images)
+
+
+def _routed_posterize(images, op_index, sign, m):
+    shift = 2.0 ** (8.0 - max(1.0, 4.0 - math.floor(4.0 * m)))
+    return tf.floor(images / shift) * shift
+
+
+def _routed_brightness(images, op_index, sign, m):
+    return _rounded(_per_image(1.0 + 0.9 * m * sign) * images)
+
+
+def _routed_color(images, op_index, sign, m):
+    return tf.round(blend(grayscale(images), images, _per_image(1.0 + 0.9 * m * sign)))
+
+
+def _routed_sharpness(images, op_index, sign, m):
+    return tf.round(blend(_sharpness_base(images), images, _per_image(1.0 + 0.9 * m * sign)))
+
+
+# Each image of a slot goes through ONE of these; ops sharing a kernel share a group.
+# Every group but geometry reads the image rounded to integers, as the dense path's table
+# lookup does, and the arithmetic groups apply the dense path's table formulas to those
+# integers, so both paths give identical pixels.
+_ROUTES = (
+    (("identity",), lambda images, *_: images),
+    (("rotate", "shear_x", "shear_y", "translate_x", "translate_y"), _routed_geometry),
+    (("autocontrast",), _routed_autocontrast),
+    (("solarize",), _routed_solarize),
+    (("posterize",), _routed_posterize),
+    (("brightness",), _routed_brightness),
+    (("equalize", "contrast"), _routed_tables),
+    (("color",), _routed_color),
+    (("sharpness",), _routed_sharpness),
+)
+_GROUP_OF_OP = tf.constant([next(g for g, (names, _) in enumerate(_ROUTES) if name in names)
+                            for name in OPS], tf.int32)
+
+
+def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float,
+                integral: bool = False) -> tf.Tensor:
+    """One RandAugment slot where each image runs only the op it picked.
+
+    `tf.dynamic_partition` splits the batch by op group, each group runs on its
+    images only, `tf.dynamic_stitch` restores the order: per image one op runs,
+    not all fourteen. Equal to `_dense_slot`; not XLA-compilable (dynamic shapes).
+    `integral=True` promises pixels are already integers in [0, 255] (the output
+    of a previous slot), which skips a rounding pass.
+    """
+    group = tf.gather(_GROUP_OF_OP, op_index)
+    count = len(_ROUTES)
+    parts = tf.dynamic_partition(images, group, count)
+    op_parts = tf.dynamic_partition(op_index, group, count)
+    sign_parts = tf.dynamic_partition(sign, group, count)
+    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, count)
+    outputs = []
+    for (names, fn), part, part_op, part_sign in zip(_ROUTES, parts, op_parts, sign_parts):
+        # Only the warp reads unrounded pixels; the others need integers, as the table does.
+        if "rotate" not in names and not integral:
+            part = _rounded(part)
+        outputs.append(tf.cond(tf.size(part_op) > 0,
+                               lambda fn=fn, x=part, o=part_op, s=part_sign: fn(x, o, s, m),
+                               lambda x=part: x))
+    return tf.reshape(tf.dynamic_stitch(positions, outputs), tf.shape(images))
+
+
+def _draw_slot(seed: tf.Tensor, batch) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-image op index [B] (int32) and magnitude sign [B] (+-1.0) of one slot."""
     seeds = split_seed(seed, 2)
     op_index = tf.random.stateless_uniform([batch], seeds[0], 0, len(OPS), dtype=tf.int32,
                                          alg=RNG_ALG)
     sign = tf.where(uniform([batch], seeds[1]) < 0.5, -1.0, 1.0)
+    return op_index, sign
 
+
+def _dense_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float) -> tf.Tensor:
+    """Every image through every stage, identity parameters where not picked (XLA-friendly)."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
     images = geo.affine_warp(images, _geometry_matrix(op_index, sign, m, height, width),
                              fill_mode="constant", fill_value=FILL_VALUE)
     indices = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.int32)
@@ -151,12 +265,15 @@ def _apply_slot(images: tf.Tensor, seed: tf.Tensor, m: float) -> tf.Tensor:
     return tf.where(_is(op_index, "sharpness")[:, None, None, None], sharp, images)
 
 
-def make_randaugment(num_ops: int = 2, magnitude: float = 9.0):
+def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = False):
     """Builds op(images, labels, seed) applying `num_ops` random ops per image.
 
     Args:
         num_ops: N, ops applied in sequence to each image (each drawn per image).
         magnitude: M on the 0-10 scale.
+        dense: run every image through every op stage (`_dense_slot`) even outside
+            XLA; the default routes each image through its own op only, and
+            falls back to the dense form when traced for XLA.
 
     Returns:
         The batch op; labels pass through unchanged.
@@ -170,8 +287,15 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0):
     m = magnitude / MAX_MAGNITUDE
 
     def op(images, labels, seed):
-        for slot_seed in tf.unstack(split_seed(seed, max(int(num_ops), 1)))[:int(num_ops)]:
-            images = _apply_slot(images, slot_seed, m)
+        batch = tf.shape(images)[0]
+        draws = [_draw_slot(s, batch)
+                 for s in tf.unstack(split_seed(seed, max(int(num_ops), 1)))[:int(num_ops)]]
+        use_dense = dense or geo.in_xla_context()
+        for slot, (op_index, sign) in enumerate(draws):
+            if use_dense:
+                images = _dense_slot(images, op_index, sign, m)
+            else:
+                images = routed_slot(images, op_index, sign, m, integral=slot > 0)
         return images, labels
 
     return op

@@ -1,39 +1,58 @@
 """Exports a trained run as a versioned SavedModel with explicit serving signatures.
 
-Every signature runs the shared evaluation preprocessing
-(`pipelines.preprocess.preprocess_for_eval`), so serving sees the pixels that
-evaluation saw. The graph holds only TF ops and the model's own Keras layers: it
-loads with `tf.saved_model.load` in a process that imports nothing but TensorFlow.
+Every signature (see `serving.signatures`) runs the shared evaluation
+preprocessing, so serving sees the pixels that evaluation saw. The graph holds
+only TF ops and the model's own Keras layers; the post-export check proves it
+loads and agrees in a process that imports nothing but TensorFlow.
 
     EXPORT/NAME/
-      1/ saved_model.pb, variables/, assets.extra/visiontrain.json
+      1/ saved_model.pb
+         variables/
+         assets.extra/visiontrain.json                 labels, preprocessing, weights
+                     /tf_serving_warmup_requests       PredictionLog TFRecord
+                     /export_report.json               checks and their figures
+                     /model_<mode>.tflite              with --tflite
       2/ ...
+
+A version is written as EXPORT/NAME/.tmp-<version>-<pid>, checked, and only then
+renamed into place: TF Serving, which polls EXPORT/NAME, never sees a
+half-written or unchecked version, and an existing version is never overwritten.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import preprocess, schema
+from visiontrain.pipelines import preprocess
+from visiontrain.serving import check, signatures, tflite, warmup
 from visiontrain.training import rundir
+from visiontrain.training.ema import WeightAverage
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
+REPORT = os.path.join("assets.extra", "export_report.json")
+CHECK_IMAGES = 8
+CALIBRATION_IMAGES = 64
 
 
 def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
+    When results.json says the EMA weights evaluated better than the raw ones, the
+    EMA averages stored in that checkpoint are copied into the model, and the
+    returned results say so under "exported_weights".
+
     Returns:
-      The model, its class names, its data config, and results.json (or {}).
+      The model, its class names, its data config, and results.json (or {}) with
+      "checkpoint" and "exported_weights" added.
     """
     config_path = os.path.join(run_dir, rundir.CONFIG)
     if not os.path.exists(config_path):
@@ -47,71 +66,24 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, rundir.CHECKPOINTS))
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint to export; train it first.")
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     results_path = os.path.join(run_dir, rundir.RESULTS)
     results = rundir.read_json(results_path) if os.path.exists(results_path) else {}
-    logging.info("Loaded %s from %s.", config["model"]["name"], latest)
-    return model, list(config["labels"]), data, dict(results, checkpoint=latest)
-
-
-def build_archive(
-    model: keras.Model,
-    labels: list[str],
-    image_size: int,
-    crop_fraction: float,
-    top_k: int,
-) -> keras.export.ExportArchive:
-    """The serving signatures around `model`.
-
-    serving_default:    image_bytes string [None] (JPEG, PNG, GIF, BMP)
-    predict_images:     images uint8 [None, H, W, 3], any H and W
-    predict_tf_example: examples string [None], serialized tf.Example (shard schema)
-    Each returns probabilities [None, C], top_k_indices, top_k_scores, top_k_labels.
-    """
-    class_names = tf.constant(labels)
-    k = min(top_k, len(labels))
-    image_spec = tf.TensorSpec([image_size, image_size, 3], tf.uint8)
-
-    def outputs(images):
-        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        probabilities = tf.nn.softmax(logits)
-        scores, indices = tf.math.top_k(probabilities, k)
-        return {
-            "probabilities": probabilities,
-            "top_k_indices": indices,
-            "top_k_scores": scores,
-            "top_k_labels": tf.gather(class_names, indices),
-        }
-
-    def decode_all(encoded):
-        return tf.map_fn(
-            lambda e: preprocess.preprocess_for_eval(e, image_size, crop_fraction),
-            encoded,
-            fn_output_signature=image_spec,
-        )
-
-    def serve_bytes(image_bytes):
-        return outputs(decode_all(image_bytes))
-
-    def serve_images(images):
-        return outputs(preprocess.preprocess_decoded_for_eval(images, image_size, crop_fraction))
-
-    def serve_examples(examples):
-        features = tf.io.parse_example(examples, {schema.ENCODED: schema.FEATURES[schema.ENCODED]})
-        return outputs(decode_all(features[schema.ENCODED]))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serving_default", serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    exported = "raw"
+    if results.get("weights") == "ema" and _has_ema(latest):
+        ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
+        tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
+        ema.copy_to_model()
+        exported = "ema"
+    else:
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"], exported, latest)
+    return model, list(config["labels"]), data, dict(
+        results, checkpoint=latest, exported_weights=exported
     )
-    archive.add_endpoint(
-        "predict_images", serve_images, [tf.TensorSpec([None, None, None, 3], tf.uint8, "images")]
-    )
-    archive.add_endpoint(
-        "predict_tf_example", serve_examples, [tf.TensorSpec([None], tf.string, name="examples")]
-    )
-    return archive
+
+
+def _has_ema(checkpoint: str) -> bool:
+    return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint))
 
 
 def next_version(export_dir: str) -> int:
@@ -122,37 +94,145 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def export_run(config: ExportConfig) -> str:
-    """Exports `config.run_dir` into `config.export_dir/<version>`; returns that path.
+def weights_record(results: dict[str, Any]) -> dict[str, str]:
+    """Which weights evaluated best (raw or EMA) and which ones the export holds."""
+    evaluated = results.get("weights", "raw")
+    record = {"evaluated_best": evaluated, "exported": results.get("exported_weights", "raw")}
+    if evaluated != record["exported"]:
+        record["note"] = (
+            f"results.json reports {evaluated!r} weights evaluated best, but the checkpoint "
+            "holds no EMA weights to restore; the raw weights were exported."
+        )
+        logging.warning(record["note"])
+    return record
 
-    The SavedModel is written under a temporary name and renamed into place, so TF
-    Serving, which polls the directory, never sees a half-written version.
+
+def sample_images(data_dir: str, split: str, count: int) -> list[bytes]:
+    """Up to `count` encoded images of a split, spread over its shards."""
+    from visiontrain.evaluation.records import encoded_records
+
+    if not data_dir or not os.path.isdir(data_dir):
+        raise FileNotFoundError(
+            f"The run's data_dir {data_dir!r} is gone; the export checks run on its "
+            f"{split} images. Restore the shards (or pass them to the run's config)."
+        )
+    records = encoded_records(data_dir, split, batch_size=1, interleave=True)
+    return [e[0] for e, _ in records.take(count).as_numpy_iterator()]
+
+
+def _call(endpoints: dict[str, Any], requests: dict[str, dict[str, Any]]):
+    return {
+        name: {k: v.numpy() for k, v in endpoints[name](**inputs).items()}
+        for name, inputs in requests.items()
+    }
+
+
+def tflite_report(
+    model: keras.Model, data: DataConfig, mode: str, encoded: list[bytes],
+    served: np.ndarray, out_dir: str,
+) -> dict[str, Any]:
+    """Converts to TFLite, writes it beside the SavedModel, compares its top-1."""
+    def preprocessed(images):
+        return np.stack([
+            preprocess.preprocess_for_eval(e, data.image_size, data.eval_crop_fraction).numpy()
+            for e in images
+        ])
+
+    calibration = None
+    if mode == "int8":
+        calibration = preprocessed(sample_images(data.data_dir, "train", CALIBRATION_IMAGES))
+    flatbuffer = tflite.convert(model, data.image_size, mode, calibration)
+    path = os.path.join(out_dir, "assets.extra", f"model_{mode}.tflite")
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    lite = tflite.predict(flatbuffer, preprocessed(encoded))
+    return {
+        "mode": mode,
+        "file": os.path.relpath(path, out_dir),
+        "bytes": len(flatbuffer),
+        "calibration_images": 0 if calibration is None else len(calibration),
+        "top1_agreement_with_saved_model": float(
+            np.mean(lite.argmax(-1) == served.argmax(-1))
+        ),
+        "max_abs_probability_diff": float(np.max(np.abs(lite - served))),
+        "images": len(encoded),
+    }
+
+
+def check_export(out_dir: str, requests, expected) -> dict[str, Any]:
+    """Warmup replay, TF-only subprocess check, op scan and signature description.
+
+    Raises:
+      RuntimeError: any check failed; the message says which and by how much.
     """
+    replayed = warmup.replay_warmup(out_dir)
+    diffs = check.check_in_subprocess(out_dir, requests, expected)
+    worst = max(v for outputs in diffs.values() for v in outputs.values())
+    if worst > check.TOLERANCE:
+        raise RuntimeError(
+            f"The reloaded SavedModel disagrees with the exporter by {worst:g} "
+            f"(> {check.TOLERANCE:g}): {diffs}"
+        )
+    bad_ops = check.forbidden_ops(out_dir)
+    if bad_ops:
+        raise RuntimeError(f"The SavedModel calls back into Python ({bad_ops}); it cannot serve.")
+    return {
+        "warmup_signatures_replayed": replayed,
+        "tf_only_process_max_abs_diff": diffs,
+        "tolerance": check.TOLERANCE,
+        "python_ops": bad_ops,
+        "signatures": check.describe_signatures(check.saved_model_cli_show(out_dir)),
+    }
+
+
+def export_run(config: ExportConfig) -> str:
+    """Exports `config.run_dir` into `config.export_dir/<version>`; returns that path."""
     version = next_version(config.export_dir) if config.version == "auto" else int(config.version)
     final = os.path.join(config.export_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError(
             f"{final} exists; versions are never overwritten. Use --version=auto or a new number."
         )
+    if config.tflite and config.tflite not in tflite.MODES:
+        raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
     model, labels, data, results = load_run(config.run_dir)
-    archive = build_archive(model, labels, data.image_size, data.eval_crop_fraction, config.top_k)
+    archive, endpoints = signatures.build_archive(
+        model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels
+    )
+    encoded = sample_images(data.data_dir, "validation", CHECK_IMAGES)
+    requests = signatures.sample_requests(encoded, data.image_size)
+    expected = _call(endpoints, requests)
     tmp = os.path.join(config.export_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    archive.write_out(tmp, verbose=False)
-    metadata = {
-        "labels": labels,
-        "image_size": data.image_size,
-        "eval_crop_fraction": data.eval_crop_fraction,
-        "input_value_range": [0, 255],
-        "run_dir": os.path.abspath(config.run_dir),
-        "checkpoint": results.get("checkpoint"),
-        "weights": results.get("weights", "raw"),
-        "validation": results.get("validation", {}),
-        "version": version,
-    }
-    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-    with open(os.path.join(tmp, METADATA), "w") as f:
-        json.dump(metadata, f, indent=2)
-    os.replace(tmp, final)
+    try:
+        archive.write_out(tmp, verbose=False)
+        weights = weights_record(results)
+        rundir.write_json_atomic(os.path.join(tmp, METADATA), {
+            "labels": labels,
+            "image_size": data.image_size,
+            "eval_crop_fraction": data.eval_crop_fraction,
+            "input_value_range": [0, 255],
+            "max_pixels": config.max_pixels,
+            "top_k": min(config.top_k, len(labels)),
+            "run_dir": os.path.abspath(config.run_dir),
+            "checkpoint": results.get("checkpoint"),
+            "weights": weights["exported"],
+            "weights_record": weights,
+            "validation": results.get("validation", {}),
+            "version": version,
+        })
+        warmup.write_warmup(tmp, requests)
+        report = {"version": version, "check_images": len(encoded), **check_export(
+            tmp, requests, expected
+        )}
+        if config.tflite:
+            report["tflite"] = tflite_report(
+                model, data, config.tflite, encoded,
+                expected["serving_default"]["probabilities"], tmp,
+            )
+        rundir.write_json_atomic(os.path.join(tmp, REPORT), report)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     logging.info("Exported %s to %s.", config.run_dir, final)
     return final

@@ -94,6 +94,8 @@ def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
 def _inspect(data_dir: str) -> None:
     try:
         loaded = manifest.load_manifest(data_dir)
+        # Reading a damaged shard would end in a TF traceback; refuse it by name first.
+        manifest.preflight(data_dir, list(loaded["splits"]))
     except ValueError as err:
         _fail(str(err))
     print(count_table(loaded))

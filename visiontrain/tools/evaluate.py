@@ -1,14 +1,18 @@
-"""visiontrain-evaluate: top-1, top-5 and loss of a run or an exported SavedModel.
+"""visiontrain-evaluate: metrics, per-class report and images of a run or a SavedModel.
 
     visiontrain-evaluate --run_dir=RUN [--split=validation] [--data_dir=DATA]
-    visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA
+    visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
+
+Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
+and mistakes.png beside --output (or into --logdir), and logs the confusion matrix
+as a TensorBoard image to --logdir (default: the run's validation/ directory).
 """
 
 from __future__ import annotations
 
-import json
 import os
 
+import numpy as np
 from absl import flags
 
 from visiontrain.tools.common import run_main
@@ -18,7 +22,10 @@ flags.DEFINE_string("saved_model", None, "An exported version directory instead 
 flags.DEFINE_string("data_dir", None, "Shards to evaluate on (default: the run's).")
 flags.DEFINE_string("split", "validation", "Split of the shards.")
 flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.", lower_bound=1)
-flags.DEFINE_string("output", None, "Write the JSON report here as well.")
+flags.DEFINE_string("output", None, "Write the JSON report here; the PNGs go beside it.")
+flags.DEFINE_string("logdir", None, "TensorBoard directory (default: RUN/validation).")
+flags.DEFINE_integer("mistakes", 16, "Most confident mistakes drawn in mistakes.png.",
+                     lower_bound=0)
 flags.register_multi_flags_validator(
     ["run_dir", "saved_model"],
     lambda f: bool(f["run_dir"]) != bool(f["saved_model"]),
@@ -30,31 +37,62 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    from visiontrain.evaluation import metrics
+    from visiontrain.evaluation import records as evaluate
     from visiontrain.pipelines import manifest as manifest_lib
-    from visiontrain.training import evaluate
+    from visiontrain.training import rundir, summaries
 
     if FLAGS.run_dir:
         from visiontrain.serving.export import load_run
 
         model, labels, data, _ = load_run(FLAGS.run_dir)
         predict, source = evaluate.model_predictor(model, data), FLAGS.run_dir
+        image_size = data.image_size
         data_dir = FLAGS.data_dir or data.data_dir
     else:
         if not FLAGS.data_dir:
             raise ValueError("--saved_model needs --data_dir, the shards to evaluate on.")
         predict, labels = evaluate.saved_model_predictor(FLAGS.saved_model)
         source, data_dir = FLAGS.saved_model, FLAGS.data_dir
+        image_size = evaluate.saved_model_image_size(FLAGS.saved_model)
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
     evaluate.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
     records = evaluate.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
-    report = evaluate.summarize(*evaluate.collect(predict, records))
+    probabilities, labels_, mistakes = evaluate.collect(predict, records, FLAGS.mistakes)
+    report = metrics.summarize(probabilities, labels_, labels)
     report.update(source=source, data_dir=data_dir, split=FLAGS.split)
-    text = json.dumps(report, indent=2)
+    logdir = FLAGS.logdir or (os.path.join(FLAGS.run_dir, rundir.VALIDATION_LOGS)
+                              if FLAGS.run_dir else None)
+    image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
+    if image_dir:
+        report["images"] = write_images(report, mistakes, image_dir, image_size)
+    if logdir:
+        summaries.write_confusion_matrix(logdir, f"{FLAGS.split}/confusion_matrix",
+                                         np.array(report["confusion_matrix"]), step=0)
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            f.write(text + "\n")
-    print(text)
+        rundir.write_json_atomic(FLAGS.output, report)
+    print(metrics.format_report(report))
+
+
+def write_images(report, mistakes, directory: str, image_size: int) -> dict[str, str]:
+    """confusion_matrix.png and mistakes.png in `directory`; returns their paths."""
+    import tensorflow as tf
+
+    from visiontrain.evaluation import render
+    from visiontrain.pipelines.preprocess import preprocess_for_eval
+
+    os.makedirs(directory, exist_ok=True)
+    paths = {"confusion_matrix": os.path.join(directory, "confusion_matrix.png")}
+    pictures = {"confusion_matrix": render.confusion_image(np.array(report["confusion_matrix"]))}
+    if mistakes:
+        images = np.stack([preprocess_for_eval(m[1], image_size, 1.0).numpy() for m in mistakes])
+        pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))
+        paths["mistakes"] = os.path.join(directory, "mistakes.png")
+    for name, picture in pictures.items():
+        tf.io.write_file(paths[name] + ".tmp", tf.io.encode_png(picture))
+        os.replace(paths[name] + ".tmp", paths[name])
+    return paths
 
 
 def run() -> None:

@@ -6,13 +6,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
-from absl import logging
+from absl import flags, logging
 
 from visiontrain.flags import configs, definitions
+from visiontrain.pipelines import tfds_reader
 from visiontrain.tools.common import run_main
+
+FLAGS = flags.FLAGS
 
 definitions.define_data_flags()
 definitions.define_model_flags()
@@ -27,10 +31,14 @@ def main(argv: list[str]) -> None:
         configs.data_config(), configs.model_config(), configs.train_config(),
         configs.distribution_config(),
     )
-    if not os.path.isdir(data.data_dir):
+    train = dataclasses.replace(
+        train, augment=definitions.resolve_augment(FLAGS.augment, FLAGS.augment_preset)
+    )
+    if not tfds_reader.tfds_spec(data.data_dir) and not os.path.isdir(data.data_dir):
         raise NotADirectoryError(
             f"--data_dir={data.data_dir} is not a directory; create shards with "
-            "`visiontrain-data build --source=IMAGES --output=DIR`."
+            "`visiontrain-data build --source=IMAGES --output=DIR`, or read a prepared "
+            "TFDS dataset with --data_dir=tfds:NAME[/CONFIG]."
         )
     # The strategy comes first: splitting the CPU must precede any TF op.
     from visiontrain.training import loop, rundir

@@ -1,12 +1,27 @@
-"""Checkpoints that never lose a step: periodic saves, restore with fallback.
+"""Checkpoints that never lose a step: periodic saves, restore with fallback, best.
 
 The data position is not stored as an iterator (MirroredStrategy's distributed
 iterators are not trackable); it is derived from the step, because each epoch's
 record order is a pure function of the seed (see pipelines/datasets.py).
+
+Layout and how to get weights back (the exporter's contract):
+
+    RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema)
+    RUN_DIR/checkpoints/best/ckpt-STEP* the best by validation accuracy (same objects)
+    RUN_DIR/checkpoints/best/best.json {"step", "accuracy", "weights": "raw"|"ema"}
+    RUN_DIR/best.weights.h5            the winning weights of the best evaluation, already
+                                       EMA-swapped when "weights" is "ema":
+                                       `model.load_weights(path)` is all an exporter needs.
+
+To restore the EMA from a checkpoint instead: build the model, then
+`ema = WeightAverage(model, decay=0.5)`; `tf.train.Checkpoint(model=model, ema=ema)
+.restore(path).expect_partial()`; `ema.copy_to_model()`. results.json says under
+"weights" which of the two the final metrics were measured with.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,14 +32,21 @@ import tensorflow as tf
 
 from visiontrain.config import TrainConfig
 from visiontrain.training import rundir
+from visiontrain.training.ema import WeightAverage
+
+BEST = "best"
+BEST_RECORD = "best.json"
+BEST_WEIGHTS = "best.weights.h5"
 
 
 class RunCheckpoints:
-    """Model + optimizer (+ step) checkpoints of one run.
+    """Model + optimizer + step (+ EMA) checkpoints of one run, and the best one.
 
     On a multi-worker job every worker must call save (it is a collective), but only
     the chief writes into the run directory; the others write to a temporary
-    directory that is removed.
+    directory that is removed. Every worker restores from, and reads the best record
+    of, the chief's directory (a shared filesystem), so all resume at one step and
+    take the same best-checkpoint decisions.
     """
 
     def __init__(
@@ -34,20 +56,37 @@ class RunCheckpoints:
         optimizer: keras.optimizers.Optimizer,
         strategy: tf.distribute.Strategy,
         chief: bool,
+        ema: WeightAverage | None = None,
     ):
         self.every = config.checkpoint_every_steps
-        self.optimizer = optimizer
+        self.keep = config.keep_checkpoints
+        self.model = model
+        self.run_dir = config.run_dir
         self.directory = os.path.join(config.run_dir, rundir.CHECKPOINTS)
+        self.chief_directory = self.directory
         if not chief:
             self.directory = tempfile.mkdtemp(prefix="visiontrain-worker-ckpt-")
         self._chief = chief
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        # The step this process last saved or restored: a corrupt newest checkpoint
+        # skipped by restore_latest must be overwritten, not taken as already saved.
+        self._saved_step = -1
+        # The loop's own counter: optimizer.iterations lags it when a float16 loss
+        # scale skips a step on inf gradients.
+        self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        objects = dict(model=model, optimizer=optimizer, step=self.step_var)
+        if ema is not None:
+            objects["ema"] = ema
+        self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=config.keep_checkpoints
         )
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(self.directory, BEST), max_to_keep=1
+        )
 
     def step(self) -> int:
-        return int(self.optimizer.iterations.numpy())
+        return int(self.step_var.numpy())
 
     def restore_latest(self) -> int:
         """Restores the newest readable checkpoint; returns the step it holds (0 if none).
@@ -55,15 +94,21 @@ class RunCheckpoints:
         A corrupt newest checkpoint is skipped with a log line naming it, and the
         previous one is tried: never a silent fresh start.
         """
-        candidates = list(reversed(self.manager.checkpoints))
+        # A manager re-reads the chief's directory state, which the chief keeps writing.
+        manager = self.manager if self._chief else tf.train.CheckpointManager(
+            self.checkpoint, self.chief_directory, max_to_keep=self.keep
+        )
+        candidates = list(reversed(manager.checkpoints))
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as err:
+            # A truncated data file surfaces as IndexError ("Read less bytes than requested").
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
                 logging.warning("Checkpoint %s is unreadable (%s); trying the previous one.",
                                 path, str(err).splitlines()[0])
                 continue
             logging.info("Restored %s: resuming at step %d.", path, self.step())
+            self._saved_step = self.step()
             return self.step()
         if candidates:
             raise RuntimeError(
@@ -79,16 +124,47 @@ class RunCheckpoints:
         if self.every and step % self.every == 0:
             self.save(step)
 
-    def save(self, step: int) -> None:
-        """Saves unless the newest checkpoint already holds `step`."""
-        if self.manager.latest_checkpoint != self._path_for(step):
+    def save(self, step: int) -> int:
+        """Saves unless the newest checkpoint already holds `step`; returns `step`."""
+        if step != self._saved_step:
+            self.step_var.assign(step)
             self.manager.save(checkpoint_number=step)
+            self._saved_step = step
+        return step
+
+    def best_record(self) -> dict:
+        path = os.path.join(self.chief_directory, BEST, BEST_RECORD)
+        if not os.path.exists(path):
+            return {"accuracy": -1.0}
+        with open(path) as f:
+            return json.load(f)
+
+    def save_best(self, step: int, accuracy: float, weights: str,
+                  ema: WeightAverage | None) -> dict:
+        """Keeps the checkpoint of `step` as the best and writes best.weights.h5.
+
+        `weights` ("raw" or "ema") names which weights scored `accuracy`; the .h5 file
+        holds exactly those.
+        """
+        self.step_var.assign(step)
+        self.best_manager.save(checkpoint_number=step)
+        record = {"step": step, "accuracy": accuracy, "weights": weights,
+                  "checkpoint": self.best_manager.latest_checkpoint}
+        if self._chief:
+            if weights == "ema":
+                ema.swap()
+            try:
+                tmp = os.path.join(self.run_dir, ".tmp-" + BEST_WEIGHTS)
+                self.model.save_weights(tmp)
+                os.replace(tmp, os.path.join(self.run_dir, BEST_WEIGHTS))
+            finally:
+                if weights == "ema":
+                    ema.swap()
+            rundir.write_json_atomic(os.path.join(self.directory, BEST, BEST_RECORD), record)
+        return record
 
     def latest_path(self) -> str | None:
         return self.manager.latest_checkpoint if self._chief else None
-
-    def _path_for(self, step: int) -> str:
-        return os.path.join(self.directory, f"ckpt-{step}")
 
     def __del__(self):
         if not self._chief:

@@ -9,6 +9,7 @@ Reads top to bottom: data -> (in scope) model, optimizer -> restore -> the loop
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -18,8 +19,8 @@ import tensorflow as tf
 
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import datasets
-from visiontrain.pipelines import manifest as manifest_lib
+from visiontrain.pipelines import augment as augment_lib
+from visiontrain.pipelines import datasets, tfds_reader
 from visiontrain.training import (
     checkpoints,
     optim,
@@ -29,6 +30,8 @@ from visiontrain.training import (
     transfer_optim,
     transfer_schedule,
 )
+from visiontrain.training.ema import WeightAverage
+from visiontrain.training.preemption import make_preemption_handler
 from visiontrain.training.strategy import is_chief
 
 
@@ -51,6 +54,42 @@ def check_batch(global_batch_size: int, strategy: tf.distribute.Strategy) -> Non
         )
 
 
+def epoch_position(step: int, steps_per_epoch: int, per_pipeline_batch: int) -> dict[str, int]:
+    """The `train_dataset` arguments that resume the data exactly after `step` steps.
+
+    The position is derived from the step alone (distributed iterators cannot be
+    checkpointed): the epoch seeds the order, and the records already consumed by
+    this epoch's finished steps are skipped.
+    """
+    epoch, in_epoch = divmod(step, steps_per_epoch)
+    return {"epoch": epoch, "records_per_epoch": steps_per_epoch * per_pipeline_batch,
+            "start_record": in_epoch * per_pipeline_batch}
+
+
+def seed_everything(config: TrainConfig) -> None:
+    """Seeds Python, NumPy and TF; with --deterministic also makes TF ops deterministic.
+
+    Measured: bit-identical weights across runs on CPU, one device and 2 replicas.
+    """
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
+    """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
+    if tfds_reader.tfds_spec(data.data_dir):
+        return tfds_reader.TfdsInput(data)
+    return datasets.ShardInput(data)
+
+
+def better_weights(evals: dict[str, dict[str, float]]) -> str:
+    """"ema" when the EMA weights beat the raw ones on validation accuracy, else "raw"."""
+    if "ema" in evals and evals["ema"]["accuracy"] > evals["raw"]["accuracy"]:
+        return "ema"
+    return "raw"
+
+
 def train(
     data: DataConfig,
     model_config: ModelConfig,
@@ -68,29 +107,27 @@ def train(
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
     """
-    # ---- Data: pre-flight the shards before any step runs.
+    # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
-    manifest = manifest_lib.load_manifest(data.data_dir)
-    manifest_lib.preflight(data.data_dir, ["train", "validation"], data.verify_sha256)
-    labels = list(manifest["labels"])
+    source = make_input(data)
+    source.preflight()
+    labels = source.labels
     if model_config.num_classes and model_config.num_classes != len(labels):
         raise ValueError(
             f"--num_classes={model_config.num_classes} but {data.data_dir} has "
             f"{len(labels)} classes; drop the flag to take the count from the data."
         )
     model_config = ModelConfig(**{**model_config.__dict__, "num_classes": len(labels)})
-    train_shards = datasets.split_shards(data.data_dir, manifest, "train")
-    val_shards = datasets.split_shards(data.data_dir, manifest, "validation")
     pipelines = num_input_pipelines(strategy)
-    steps_per_epoch = datasets.steps_per_epoch(train_shards, data.global_batch_size, pipelines)
+    steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
     plan = transfer.make_plan(config, steps_per_epoch)
-    datasets.log_sharding(train_shards, pipelines)
+    source.log_sharding(pipelines)
     chief = is_chief(strategy)
     if chief:
         rundir.write_json_atomic(
             os.path.join(config.run_dir, rundir.RUN),
-            rundir.run_record(strategy, manifest_lib.manifest_digest(data.data_dir)),
+            rundir.run_record(strategy, source.digest),
         )
         rundir.write_json_atomic(
             os.path.join(config.run_dir, rundir.CONFIG),
@@ -99,8 +136,8 @@ def train(
         )
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.
-    if config.dtype != "float32":
-        keras.mixed_precision.set_dtype_policy(config.dtype)
+    seed_everything(config)
+    keras.mixed_precision.set_dtype_policy(config.dtype)
     with strategy.scope():
         model = build_model(model_config, data.image_size)
         schedule = transfer_schedule.make_schedule(config, steps_per_epoch, data.global_batch_size)
@@ -108,22 +145,33 @@ def train(
         # Built over everything that may ever train, before any freezing: stable slots.
         transfer_optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
-        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief)
+        ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
     step = ckpt.restore_latest()
+    if step == 0:
+        # A step-0 checkpoint gives a NaN retry before the first save something to restore.
+        ckpt.save(0)
+    best = ckpt.best_record()
+    progress = {"step": step}
+    preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]))
 
+    # Evaluation and export never augment: only the train step takes the augmenter.
+    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
+    if config.jit_compile:
+        augment_lib.check_xla(augmenter, data.image_size)
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
-        label_smoothing=config.label_smoothing,
+        label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
+        jit_compile=config.jit_compile,
     )
     eval_fn = steps.make_eval_step(model, len(labels))
 
-    @tf.function(jit_compile=config.jit_compile or None)
+    @tf.function
     def train_steps(iterator, num_steps, first_step, phase):
         del phase  # A Python trace key: a new phase retraces with its trainable set.
         loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
         for i in tf.range(num_steps):
-            seed = tf.stack([tf.constant(config.seed, tf.int64), tf.cast(first_step + i, tf.int64)])
-            per_replica = strategy.run(train_fn, args=(*next(iterator), seed))
+            per_replica = strategy.run(train_fn, args=(*next(iterator), first_step + i + 1))
             loss_sum += strategy.reduce("SUM", per_replica[0], axis=None)
             correct += strategy.reduce("SUM", per_replica[1], axis=None)
         return loss_sum, correct
@@ -132,10 +180,10 @@ def train(
     def eval_batch(images, labels):
         return strategy.reduce("SUM", strategy.run(eval_fn, args=(images, labels)), axis=None)
 
-    def evaluate() -> dict[str, float]:
+    def evaluate_raw() -> dict[str, float]:
         eval_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: datasets.make_eval_dataset(
-                val_shards, data, batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
+            lambda ctx: source.eval_dataset(
+                batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
@@ -145,6 +193,17 @@ def train(
         loss, top1, top5, count = sums.numpy().tolist()
         return {"loss": loss / count, "accuracy": top1 / count, "top5": top5 / count,
                 "examples": int(count)}
+
+    def evaluate() -> dict[str, dict[str, float]]:
+        """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
+        by_weights = {"raw": evaluate_raw()}
+        if ema is not None:
+            ema.swap()
+            try:
+                by_weights["ema"] = evaluate_raw()
+            finally:
+                ema.swap()
+        return by_weights
 
     writers = {
         name: tf.summary.create_file_writer(os.path.join(config.run_dir, name))
@@ -156,21 +215,20 @@ def train(
     logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replicas)%s.",
                  model_config.name, total_steps, steps_per_epoch, data.global_batch_size,
                  strategy.num_replicas_in_sync, f", resuming at step {step}" if step else "")
-    metrics: dict[str, float] = {}
+    evals: dict[str, dict[str, float]] = {}
+    nan_retries = 0
     phase = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
-        per_pipeline = data.global_batch_size // pipelines
+        position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
         train_ds = strategy.distribute_datasets_from_function(
-            lambda ctx, epoch=epoch, in_epoch=in_epoch: datasets.make_train_dataset(
-                train_shards, data, epoch=epoch,
-                batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
-                records_per_epoch=steps_per_epoch * per_pipeline,
-                start_record=in_epoch * per_pipeline,
+            lambda ctx, position=position: source.train_dataset(
+                **position, batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
         iterator = iter(train_ds)
+        diverged = False
         while in_epoch < steps_per_epoch:
             todo = min(config.steps_per_loop, steps_per_epoch - in_epoch,
                        ckpt.steps_to_next_save(step), plan.steps_to_phase_change(step))
@@ -179,34 +237,60 @@ def train(
             loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step), phase)
             loss = float(loss_sum) / (todo * data.global_batch_size)
             elapsed = time.perf_counter() - start
-            if not tf.math.is_finite(loss):
-                raise FloatingPointError(
-                    f"Training loss is {loss} at step {step + todo}; lower --base_lr or set "
-                    f"--clip_norm. The last good checkpoint is in {ckpt.directory}."
-                )
+            if not math.isfinite(loss):
+                if nan_retries >= config.max_nan_retries:
+                    raise FloatingPointError(
+                        f"Training loss is {loss} at step {step + todo} after "
+                        f"{nan_retries} retries from the last good checkpoint; lower --base_lr "
+                        f"or set --clip_norm. The last good checkpoint is in {ckpt.directory}."
+                    )
+                nan_retries += 1
+                bad_step = step + todo
+                step = ckpt.restore_latest()
+                logging.warning("Training loss is %s at step %d: restored the last good "
+                                "checkpoint (step %d), retry %d of %d.", loss, bad_step,
+                                step, nan_retries, config.max_nan_retries)
+                diverged = True
+                break
             step += todo
             in_epoch += todo
+            progress["step"] = step
             with writers[rundir.TRAIN_LOGS].as_default(step=step):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", float(correct) / (todo * data.global_batch_size))
-                tf.summary.scalar("learning_rate", float(schedule(step)))
+                tf.summary.scalar("learning_rate", float(schedule(optimizer.iterations)))
                 tf.summary.scalar("images_per_second", todo * data.global_batch_size / elapsed)
                 tf.summary.scalar("step_time_ms", 1000 * elapsed / todo)
             ckpt.maybe_save(step)
+            preemption.save_checkpoint_if_preempted()
+        if diverged:
+            continue
         if (epoch + 1) % config.eval_every == 0 or step >= total_steps:
-            metrics = evaluate()
-            logging.info("Epoch %d (step %d): validation %s", epoch + 1, step, metrics)
-            with writers[rundir.VALIDATION_LOGS].as_default(step=step):
-                for name in ("loss", "accuracy", "top5"):
-                    tf.summary.scalar(name, metrics[name])
+            evals = evaluate()
+            for kind, metrics in evals.items():
+                logging.info("Epoch %d (step %d): validation (%s weights) %s",
+                             epoch + 1, step, kind, metrics)
+                with writers[rundir.VALIDATION_LOGS].as_default(step=step):
+                    suffix = "" if kind == "raw" else "_ema"
+                    for name in ("loss", "accuracy", "top5"):
+                        tf.summary.scalar(name + suffix, metrics[name])
             ckpt.save(step)
-    if not metrics:
-        metrics = evaluate()
+            kind = better_weights(evals)
+            if evals[kind]["accuracy"] > best["accuracy"]:
+                best = ckpt.save_best(step, evals[kind]["accuracy"], kind, ema)
+    if not evals:
+        evals = evaluate()
+    del preemption
 
-    results = {"step": step, "epochs": config.epochs, "validation": metrics,
-               "checkpoint": ckpt.latest_path(), "weights": "raw"}
+    kind = better_weights(evals)
+    results = {"step": step, "epochs": config.epochs, "validation": evals[kind],
+               "weights": kind, "validation_by_weights": evals,
+               "checkpoint": ckpt.latest_path(), "best": best,
+               "best_weights_file": checkpoints.BEST_WEIGHTS}
     if chief:
         rundir.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
+    if config.final_weights:
+        model.save_weights(config.final_weights)
     for writer in writers.values():
         writer.flush()
     return results

@@ -34,22 +34,29 @@ def make_train_step(
     global_batch_size: int,
     label_smoothing: float,
     augmenter: Callable | None = None,
+    ema=None,
+    jit_compile: bool = False,
 ) -> Callable:
-    """Returns step_fn(images uint8, labels int32, seed [2] int) -> (loss_sum, correct).
+    """Returns step_fn(images uint8, labels int32, step) -> (loss_sum, correct).
+
+    `step` is the number of the step once finished; it drives the EMA decay ramp and,
+    with the replica id the augmenter reads from the replica context, the stateless
+    augmentation stream, so a resumed run augments exactly like an uninterrupted one.
 
     Runs inside `strategy.run`: the augmentation and the cast to float happen here,
-    on each replica's device, not in the host input pipeline.
+    on each replica's device, not in the host input pipeline. `jit_compile` compiles
+    augmentation, forward and backward pass with XLA.
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def step_fn(images, labels, seed):
+    # XLA compiles the per-replica computation only: the input iterator, the
+    # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
+    # tf.function only then: it forbids merge_call, which synchronised BatchNorm needs.
+    def gradients(images, labels, step):
         images = tf.cast(images, tf.float32)
         targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
         if augmenter is not None:
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            images, targets = augmenter(
-                images, targets, training=True, seed=seed + tf.cast(replica, seed.dtype)
-            )
+            images, targets = augmenter(images, targets, training=True, step=step)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
             per_example = smoothed_cross_entropy(targets, logits, label_smoothing)
@@ -58,11 +65,20 @@ def make_train_step(
                 loss += tf.add_n(model.losses) / tf.distribute.get_strategy().num_replicas_in_sync
             scaled = optimizer.scale_loss(loss) if loss_scaled else loss
         grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(
             tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
         )
-        return tf.reduce_sum(per_example), correct
+        return grads, tf.reduce_sum(per_example), correct
+
+    if jit_compile:
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def step_fn(images, labels, step):
+        grads, loss_sum, correct = gradients(images, labels, step)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if ema is not None:
+            ema.update(step)
+        return loss_sum, correct
 
     return step_fn
 

@@ -1,10 +1,10 @@
-"""Evaluation of a run's checkpoint or of an exported SavedModel on a split of shards."""
+"""Evaluation inputs and predictors: a split's encoded records, a run or a SavedModel."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -14,8 +14,14 @@ from visiontrain.pipelines import datasets, schema
 from visiontrain.pipelines import manifest as manifest_lib
 
 
-def encoded_records(data_dir: str, split: str, batch_size: int) -> tf.data.Dataset:
-    """(encoded image bytes [B], labels [B]) of a split in file order, unprocessed."""
+def encoded_records(
+    data_dir: str, split: str, batch_size: int, interleave: bool = False
+) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed.
+
+    In file order; with `interleave`, one record of each shard in turn, so a short
+    prefix samples every shard (shards are written round-robin over classes).
+    """
     manifest = manifest_lib.load_manifest(data_dir)
     files = [s["path"] for s in datasets.split_shards(data_dir, manifest, split)]
 
@@ -23,31 +29,36 @@ def encoded_records(data_dir: str, split: str, batch_size: int) -> tf.data.Datas
         features = schema.parse_example(serialized)
         return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
 
-    return tf.data.TFRecordDataset(files).map(parse).batch(batch_size)
-
-
-def summarize(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1, top-5 and mean cross-entropy of predicted probabilities."""
-    k = min(5, probabilities.shape[1])
-    top_k = np.argsort(-probabilities, axis=1)[:, :k]
-    picked = probabilities[np.arange(len(labels)), labels]
-    return {
-        "accuracy": float(np.mean(top_k[:, 0] == labels)),
-        "top5": float(np.mean(np.any(top_k == labels[:, None], axis=1))),
-        "loss": float(np.mean(-np.log(np.maximum(picked, 1e-12)))),
-        "examples": int(len(labels)),
-    }
+    if interleave:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    return records.map(parse).batch(batch_size)
 
 
 def collect(
-    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset
-) -> tuple[np.ndarray, np.ndarray]:
-    """Runs `predict` (encoded bytes -> probabilities) over all records."""
-    probabilities, labels = [], []
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset, keep_mistakes: int = 16
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, bytes, int, int]]]:
+    """Runs `predict` (encoded bytes -> probabilities) over all records.
+
+    Returns:
+      probabilities [N, C], labels [N], and the `keep_mistakes` most confident
+      mistakes as (confidence, encoded bytes, true label, predicted label).
+    """
+    probabilities, labels, mistakes = [], [], []
     for encoded, label in records:
-        probabilities.append(predict(encoded).numpy())
-        labels.append(label.numpy())
-    return np.concatenate(probabilities), np.concatenate(labels)
+        batch = predict(encoded).numpy()
+        label = label.numpy()
+        predicted = batch.argmax(axis=1)
+        for i in np.flatnonzero(predicted != label):
+            mistakes.append((float(batch[i, predicted[i]]), encoded[i].numpy(), int(label[i]),
+                             int(predicted[i])))
+        mistakes = sorted(mistakes, key=lambda m: -m[0])[:keep_mistakes]
+        probabilities.append(batch)
+        labels.append(label)
+    return np.concatenate(probabilities), np.concatenate(labels), mistakes
 
 
 def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
@@ -58,6 +69,12 @@ def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
     metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
     labels = json.load(open(metadata))["labels"] if os.path.exists(metadata) else []
     return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
+
+
+def saved_model_image_size(saved_model_dir: str) -> int:
+    """The input side recorded in an export's metadata (64 when it has none)."""
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    return int(json.load(open(metadata))["image_size"]) if os.path.exists(metadata) else 64
 
 
 def model_predictor(model, data: DataConfig) -> Callable:

@@ -1,0 +1,1 @@
+"""Evaluation of a run or an exported model: records, metrics, images, reports."""

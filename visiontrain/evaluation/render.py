@@ -1,0 +1,54 @@
+"""Evaluation images drawn with numpy alone (no plotting library), as uint8 RGB."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_image(matrix: np.ndarray, cell: int = 16) -> np.ndarray:
+    """uint8 [C*cell, C*cell, 3] heat map of a row-normalised confusion matrix.
+
+    White is 0, dark blue is the whole row; the diagonal is outlined green when
+    correct predictions dominate its row and red otherwise, so a glance finds the
+    classes that are mostly confused.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    white, blue = np.array([255.0, 255, 255]), np.array([8.0, 48, 107])
+    colors = white + share[..., None] * (blue - white)
+    image = np.repeat(np.repeat(colors, cell, axis=0), cell, axis=1)
+    for i in range(len(matrix)):
+        edge = [0, 160, 0] if share[i, i] >= 0.5 else [200, 0, 0]
+        y = slice(i * cell, (i + 1) * cell)
+        image[y, i * cell] = image[y, (i + 1) * cell - 1] = edge
+        image[i * cell, y] = image[(i + 1) * cell - 1, y] = edge
+    return np.round(image).astype(np.uint8)
+
+
+def tile(images: np.ndarray, columns: int = 0, pad: int = 2) -> np.ndarray:
+    """uint8 [N, H, W, 3] laid out in a grid with `pad` grey pixels between cells."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"tile needs uint8 [N, H, W, 3] images, got {images.dtype} "
+                         f"{list(images.shape)}.")
+    count, height, width, _ = images.shape
+    columns = columns or int(np.ceil(np.sqrt(max(count, 1))))
+    rows = max(int(np.ceil(count / columns)), 1)
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, 3), 128, np.uint8)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        y, x = pad + r * (height + pad), pad + c * (width + pad)
+        grid[y:y + height, x:x + width] = image
+    return grid
+
+
+def mistakes_grid(images: np.ndarray, confidences: np.ndarray, band: int = 3) -> np.ndarray:
+    """The most confident mistakes, each with a red bar under it as long as its confidence."""
+    images = np.asarray(images, np.uint8)
+    count, height, width, _ = images.shape
+    framed = np.full((count, height + band, width, 3), 255, np.uint8)
+    framed[:, :height] = images
+    for index, confidence in enumerate(confidences):
+        framed[index, height:, : max(int(round(confidence * width)), 1)] = [200, 0, 0]
+    return tile(framed)

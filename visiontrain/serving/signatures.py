@@ -1,0 +1,115 @@
+"""The serving signatures of an exported model.
+
+    serving_default:    image_bytes string [None] (JPEG, PNG, GIF, BMP)
+    predict_images:     images uint8 [None, H, W, 3], any H and W
+    predict_tf_example: examples string [None], serialized tf.Example (shard schema)
+
+Each returns probabilities float32 [None, C], top_k_indices int32 [None, k],
+top_k_scores float32 [None, k] and top_k_labels string [None, k]. Every signature
+runs the shared evaluation preprocessing (`pipelines.preprocess`), after the
+in-graph request checks of `serving.validate`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from visiontrain.pipelines import preprocess, schema
+from visiontrain.serving import validate
+
+SIGNATURES = ("serving_default", "predict_images", "predict_tf_example")
+INPUTS = {
+    "serving_default": "image_bytes",
+    "predict_images": "images",
+    "predict_tf_example": "examples",
+}
+OUTPUTS = ("probabilities", "top_k_indices", "top_k_scores", "top_k_labels")
+
+
+def build_archive(
+    model: keras.Model,
+    labels: list[str],
+    image_size: int,
+    crop_fraction: float,
+    top_k: int,
+    max_pixels: int,
+) -> tuple[keras.export.ExportArchive, dict[str, tf.types.experimental.GenericFunction]]:
+    """The three serving signatures around `model`, with the class names embedded.
+
+    Returns:
+      The archive to write, and its endpoints by name, callable in process.
+    """
+    class_names = tf.constant(labels)
+    k = min(top_k, len(labels))
+    image_spec = tf.TensorSpec([image_size, image_size, 3], tf.uint8)
+
+    def outputs(images):
+        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        probabilities = tf.nn.softmax(logits)
+        scores, indices = tf.math.top_k(probabilities, k)
+        return {
+            "probabilities": probabilities,
+            "top_k_indices": indices,
+            "top_k_scores": scores,
+            "top_k_labels": tf.gather(class_names, indices),
+        }
+
+    def decode_all(encoded, input_name):
+        encoded = validate.check_encoded(encoded, max_pixels, input_name)
+        return tf.map_fn(
+            lambda e: preprocess.preprocess_for_eval(e, image_size, crop_fraction),
+            encoded,
+            fn_output_signature=image_spec,
+        )
+
+    def serve_bytes(image_bytes):
+        return outputs(decode_all(image_bytes, "image_bytes"))
+
+    def serve_images(images):
+        images = validate.check_decoded(images, max_pixels)
+        return outputs(preprocess.preprocess_decoded_for_eval(images, image_size, crop_fraction))
+
+    def serve_examples(examples):
+        features = tf.io.parse_example(examples, {schema.ENCODED: schema.FEATURES[schema.ENCODED]})
+        return outputs(decode_all(features[schema.ENCODED], f"examples[{schema.ENCODED}]"))
+
+    specs = {
+        "serving_default": (serve_bytes, tf.TensorSpec([None], tf.string, "image_bytes")),
+        "predict_images": (serve_images, tf.TensorSpec([None, None, None, 3], tf.uint8, "images")),
+        "predict_tf_example": (serve_examples, tf.TensorSpec([None], tf.string, "examples")),
+    }
+    endpoints = {
+        name: tf.function(fn, input_signature=[spec]) for name, (fn, spec) in specs.items()
+    }
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name, endpoint)
+    return archive, endpoints
+
+
+def sample_requests(encoded: list[bytes], image_size: int) -> dict[str, dict[str, tf.Tensor]]:
+    """One request per signature built from the same encoded images.
+
+    `predict_images` gets the decoded images at image_size (they must share one
+    shape to form a batch), `predict_tf_example` minimal Examples holding the bytes.
+    """
+    decoded = [
+        preprocess.resize_uint8(tf.io.decode_image(e, channels=3, expand_animations=False),
+                                image_size)
+        for e in encoded
+    ]
+    examples = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={schema.ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[e]))}
+            )
+        ).SerializeToString()
+        for e in encoded
+    ]
+    return {
+        "serving_default": {"image_bytes": tf.constant(encoded)},
+        "predict_images": {"images": tf.stack(decoded)},
+        "predict_tf_example": {"examples": tf.constant(examples)},
+    }

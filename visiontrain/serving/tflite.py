@@ -1,0 +1,87 @@
+"""TFLite conversion of an exported model, for on-device inference.
+
+The TFLite model takes ONE preprocessed image, uint8 [1, S, S, 3] (the output of
+`preprocess_for_eval`: centre crop + resize, no normalisation) and returns
+probabilities float32 [1, C]. Decoding and cropping stay with the app, because
+TFLite has no image decoders; normalisation is inside the model.
+
+    float32: plain conversion.
+    float16: float16 weights (half the size), float32 compute on CPU.
+    int8:    weights and activations quantized, calibrated on a representative
+             sample of training images; float kept where an op has no int8 kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2,
+)
+
+MODES = ("float32", "float16", "int8")
+
+
+def _configure(mode: str, converter, representative: Callable[[], Iterable] | None) -> None:
+    if mode == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        if representative is None:
+            raise ValueError("--tflite=int8 needs representative images to calibrate on.")
+        converter.representative_dataset = representative
+
+
+def convert(
+    model: keras.Model,
+    image_size: int,
+    mode: str,
+    representative_images: np.ndarray | None = None,
+) -> bytes:
+    """The model as a TFLite flatbuffer.
+
+    Args:
+      model: the Keras classifier (float inputs 0..255, logits out).
+      image_size: S of the uint8 [1, S, S, 3] input.
+      mode: one of MODES.
+      representative_images: uint8 [N, S, S, 3] calibration images (int8 only).
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown TFLite mode {mode!r}; known: {', '.join(MODES)}.")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.uint8)])
+    def classify(images):
+        logits = model(tf.cast(images, tf.float32), training=False)
+        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32))}
+
+    representative = None
+    if representative_images is not None:
+        def representative():
+            for image in representative_images:
+                yield [image[None]]
+
+    # Frozen first: converting with live Keras variables leaves READ_VARIABLE ops,
+    # which int8 calibration cannot run.
+    frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    _configure(mode, converter, representative)
+    return converter.convert()
+
+
+def predict(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
+    """Probabilities [N, C] of uint8 images [N, S, S, 3], one interpreter call each."""
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    (out,) = interpreter.get_output_details()
+    rows = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0])
+    return np.stack(rows)

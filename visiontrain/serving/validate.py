@@ -1,0 +1,135 @@
+"""In-graph checks of serving requests, run BEFORE any image is decoded.
+
+A request is a batch; one bad element must fail the whole call with
+INVALID_ARGUMENT and a message naming the element and the problem, never crash
+the server or return outputs misaligned with the inputs. Formats are sniffed by
+their magic bytes and image dimensions are read from the headers alone, so a
+small file claiming 16000x16000 pixels is rejected without allocating them.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GIF_MAGICS = (b"GIF87a", b"GIF89a")
+BMP_MAGIC = b"BM"
+# Every header field read below lies within the first 26 bytes; padding each
+# element to this length keeps tf.strings.substr in range for short garbage.
+_HEADER_BYTES = 32
+
+
+def _header(encoded: tf.Tensor) -> tf.Tensor:
+    return tf.strings.substr(tf.strings.join([encoded, b"\0" * _HEADER_BYTES]), 0, _HEADER_BYTES)
+
+
+def _field(header: tf.Tensor, start: int, dtype: tf.DType, little_endian: bool) -> tf.Tensor:
+    """Two consecutive integers (width, height) of the header, as int64 [N, 2]."""
+    length = 2 * dtype.size
+    raw = tf.io.decode_raw(tf.strings.substr(header, start, length), dtype, little_endian)
+    return tf.cast(raw, tf.int64)
+
+
+def _png_size(header: tf.Tensor) -> tf.Tensor:
+    # decode_raw has no uint32: read each big-endian uint32 as two uint16 halves.
+    halves = _field(header, 16, tf.uint16, False)
+    halves = tf.concat([halves, _field(header, 20, tf.uint16, False)], axis=-1)
+    return halves[:, 0::2] * 65536 + halves[:, 1::2]
+
+
+def _jpeg_pixels(encoded: tf.Tensor, jpeg: tf.Tensor) -> tf.Tensor:
+    def one(args):
+        element, is_jpeg = args
+        return tf.cond(
+            is_jpeg,
+            lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(element)[:2], tf.int64)),
+            lambda: tf.constant(0, tf.int64),
+        )
+
+    return tf.map_fn(one, (encoded, jpeg), fn_output_signature=tf.int64)
+
+
+def header_pixels(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Format check and header pixel count of a batch of encoded images.
+
+    Args:
+      encoded: string [N], encoded image files.
+
+    Returns:
+      (known [N] bool: a JPEG, PNG, GIF or BMP by magic bytes,
+       pixels [N] int64: width * height from the header; 0 where unknown).
+    """
+    header = _header(encoded)
+    jpeg = tf.equal(tf.strings.substr(header, 0, 3), JPEG_MAGIC)
+    png = tf.equal(tf.strings.substr(header, 0, 8), PNG_MAGIC)
+    gif_magic = tf.strings.substr(header, 0, 6)
+    gif = tf.logical_or(tf.equal(gif_magic, GIF_MAGICS[0]), tf.equal(gif_magic, GIF_MAGICS[1]))
+    bmp = tf.equal(tf.strings.substr(header, 0, 2), BMP_MAGIC)
+    # PNG IHDR: big-endian uint32 width, height at byte 16. GIF logical screen:
+    # little-endian uint16 at byte 6. BMP info header: little-endian int32 at 18,
+    # the height negative for top-down bitmaps.
+    png_pixels = tf.reduce_prod(_png_size(header), axis=-1)
+    gif_pixels = tf.reduce_prod(_field(header, 6, tf.uint16, True), axis=-1)
+    bmp_pixels = tf.reduce_prod(tf.abs(_field(header, 18, tf.int32, True)), axis=-1)
+    pixels = tf.zeros_like(png_pixels)
+    pixels = tf.where(png, png_pixels, pixels)
+    pixels = tf.where(gif, gif_pixels, pixels)
+    pixels = tf.where(bmp, bmp_pixels, pixels)
+    pixels = tf.where(jpeg, _jpeg_pixels(encoded, jpeg), pixels)
+    known = jpeg | png | gif | bmp
+    return known, pixels
+
+
+def check_encoded(encoded: tf.Tensor, max_pixels: int, input_name: str) -> tf.Tensor:
+    """`encoded` unchanged, once every element passed the format and size checks.
+
+    Raises (when run):
+      tf.errors.InvalidArgumentError naming the offending indices and the limit.
+    """
+    encoded = tf.ensure_shape(encoded, [None])
+    known, pixels = header_pixels(encoded)
+    unknown_at = tf.where(tf.logical_not(known))[:, 0]
+    known_format = tf.debugging.Assert(
+        tf.reduce_all(known),
+        [
+            f"{input_name}: element(s) at index",
+            unknown_at,
+            "are not JPEG, PNG, GIF or BMP files (checked by their first bytes); "
+            "send the raw encoded file bytes (base64 in a REST request's {'b64': ...}).",
+        ],
+        summarize=16,
+    )
+    with tf.control_dependencies([known_format]):
+        bad_size = tf.logical_or(pixels > max_pixels, pixels <= 0)
+        size_ok = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad_size)),
+            [
+                f"{input_name}: element(s) at index",
+                tf.where(bad_size)[:, 0],
+                "declare",
+                tf.boolean_mask(pixels, bad_size),
+                f"pixels in their headers; the limit is 1 to {max_pixels} (--max_pixels at "
+                "export). Downscale the image before sending it.",
+            ],
+            summarize=16,
+        )
+    with tf.control_dependencies([size_ok]):
+        return tf.identity(encoded)
+
+
+def check_decoded(images: tf.Tensor, max_pixels: int) -> tf.Tensor:
+    """`images` unchanged, once its height * width is within 1..max_pixels."""
+    images = tf.ensure_shape(images, [None, None, None, 3])
+    shape = tf.shape(images, out_type=tf.int64)
+    pixels = shape[1] * shape[2]
+    ok = tf.debugging.Assert(
+        tf.logical_and(pixels > 0, pixels <= max_pixels),
+        [
+            "images: height x width is",
+            shape[1:3],
+            f"; it must be 1 to {max_pixels} pixels (--max_pixels at export).",
+        ],
+    )
+    with tf.control_dependencies([ok]):
+        return tf.identity(images)
