@@ -86,6 +86,7 @@ class TrainConfig:
     fine_tune_lr: float = 0.0
     freeze_bn: bool = False
     layer_decay: float = 0.0
+    fine_tune_warmup_epochs: float = 0.0
     profile_steps: tuple[int, ...] = ()
     # Where this worker saves its final weights (.weights.h5): lets a multi-worker job
     # check that every worker ended with the same weights.

@@ -151,6 +151,23 @@ def define_training_flags() -> None:
         "(TensorBoard's Profile tab), e.g. 10,20; empty: off.",
     )
     flags.mark_flag_as_required("run_dir")
+    flags.DEFINE_integer(
+        "freeze_epochs", 0, "Transfer: first train the head only, backbone frozen (BatchNorm "
+        "in inference mode), for this many epochs.", lower_bound=0)
+    flags.DEFINE_string(
+        "unfreeze", "all", "Transfer: after --freeze_epochs fine-tune 'all' of the backbone "
+        "or its 'last:K' blocks (residual / inverted-residual / separable blocks).")
+    flags.DEFINE_float(
+        "fine_tune_lr", 0.0, "Transfer: peak LR per 256 images after --freeze_epochs "
+        "(0: base_lr / 10).", lower_bound=0.0)
+    flags.DEFINE_float(
+        "fine_tune_warmup_epochs", 0.0, "Transfer: linear warmup of --fine_tune_lr.",
+        lower_bound=0.0)
+    flags.DEFINE_bool(
+        "freeze_bn", False, "Transfer: keep the backbone's BatchNorm frozen while fine-tuning.")
+    flags.DEFINE_float(
+        "layer_decay", 0.0, "Layer-wise LR decay: the backbone block d from the top gets "
+        "LR * layer_decay**d (0: off).", 0.0, 1.0)
     flags.register_validator("profile_steps", _valid_profile_steps)
 
 

@@ -25,7 +25,16 @@ from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import augment as augment_lib
 from visiontrain.pipelines import datasets, tfds_reader
-from visiontrain.training import checkpoints, optim, rundir, steps, summaries
+from visiontrain.training import (
+    checkpoints,
+    optim,
+    rundir,
+    steps,
+    summaries,
+    transfer,
+    transfer_optim,
+    transfer_schedule,
+)
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
 from visiontrain.training.strategy import is_chief
@@ -174,6 +183,7 @@ def _train(
     pipelines = num_input_pipelines(strategy)
     steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
+    plan = transfer.make_plan(config, steps_per_epoch)
     source.log_sharding(pipelines)
     chief = is_chief(strategy)
     if chief:
@@ -192,8 +202,10 @@ def _train(
     keras.mixed_precision.set_dtype_policy(config.dtype)
     with strategy.scope():
         model = build_model(model_config, data.image_size)
-        schedule = optim.make_schedule(config, steps_per_epoch, data.global_batch_size)
+        schedule = transfer_schedule.make_schedule(config, steps_per_epoch, data.global_batch_size)
         optimizer = optim.make_optimizer(config, schedule, model)
+        # Built over everything that may ever train, before any freezing: stable slots.
+        transfer_optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
@@ -220,7 +232,8 @@ def _train(
     eval_fn = steps.make_eval_step(model, len(labels))
 
     @tf.function
-    def train_steps(iterator, num_steps, first_step):
+    def train_steps(iterator, num_steps, first_step, phase):
+        del phase  # A Python trace key: a new phase retraces with its trainable set.
         loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
         for i in tf.range(num_steps):
             per_replica = strategy.run(train_fn, args=(*next(iterator), first_step + i + 1))
@@ -281,6 +294,7 @@ def _train(
     evals: dict[str, dict[str, float]] = {}
     nan_retries = 0
     samples_logged = False
+    phase = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
@@ -297,11 +311,12 @@ def _train(
             samples_logged = True
         while in_epoch < steps_per_epoch:
             todo = min(config.steps_per_loop, steps_per_epoch - in_epoch,
-                       ckpt.steps_to_next_save(step))
+                       ckpt.steps_to_next_save(step), plan.steps_to_phase_change(step))
+            phase = transfer.enter_phase(model, plan, step, phase)
             if profiler is not None:
                 profiler.step(step)
             start = time.perf_counter()
-            loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step))
+            loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step), phase)
             loss = float(loss_sum) / (todo * data.global_batch_size)
             elapsed = time.perf_counter() - start
             if not math.isfinite(loss):

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from visiontrain.config import TrainConfig
+from visiontrain.training import transfer_optim
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -100,11 +101,11 @@ def make_optimizer(
         global_clipnorm=config.clip_norm or None,
     )
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(
+        optimizer = transfer_optim.optimizer_class(keras.optimizers.SGD, config)(
             momentum=config.momentum, nesterov=config.nesterov, **common
         )
     else:
-        optimizer = keras.optimizers.AdamW(**common)
+        optimizer = transfer_optim.optimizer_class(keras.optimizers.AdamW, config)(**common)
     if config.weight_decay:
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]

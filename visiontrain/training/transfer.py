@@ -1,0 +1,227 @@
+"""Transfer learning: head-only epochs, then fine-tuning of all or the last K blocks.
+
+The phase is a pure function of the global step (phase 1, head only, for
+step < freeze_epochs * steps_per_epoch; phase 2 after), so a resumed run lands in the
+right phase with the right trainable set without storing anything extra.
+
+Freezing uses Keras 3 semantics: `layer.trainable = False` removes the layer's weights
+from `model.trainable_variables` AND runs its BatchNormalization in inference mode (moving
+statistics untouched), also inside the nested "backbone" model. The trainable set is read
+when a step is traced, so the caller must retrace its compiled step when the phase
+changes (`TransferPlan.phase` is meant to be a tf.function trace key).
+
+Blocks (the unit of `--unfreeze=last:K` and of `--layer_decay`) are consecutive groups of
+backbone layers found by name, in topological order:
+
+  ours:                  stage2_block3_*                 (one residual block)
+  small_cnn:             stage2_*                        (conv-bn-relu-pool)
+  keras ResNet v1/v2:    conv4_block6_*
+  EfficientNetV2:        block6b_*
+  MobileNet v1:          conv_dw_13*, conv_pw_13*  (one separable block, "conv_13")
+  MobileNetV3:           expanded_conv_10_*
+  ConvNeXt:              *_stage_2_block_5_*, *_downsampling_block_2*
+
+A layer without weights, or whose name matches none of these (stems, top convs, final
+norms), joins the block before it; those before the first block form the "stem" block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+
+import keras
+
+from visiontrain.config import TrainConfig
+from visiontrain.models.head import split_backbone_head
+
+PHASE_HEAD = 1
+PHASE_FINE_TUNE = 2
+STEM = "stem"
+
+# Each pattern's groups, joined, name the block; MobileNet v1 drops the dw/pw/pad part.
+_BLOCK_PATTERNS = tuple(re.compile(p) for p in (
+    r"(stage\d+_block\d+)_",
+    r"(stage\d+)_",
+    r"(conv\d+_block\d+)_",
+    r"(block\d+[a-z])_",
+    r"(conv)_(?:dw|pw|pad)(_\d+)(?:_|$)",
+    r"(expanded_conv(?:_\d+)?)_",
+    r"(.*_stage_\d+_block_\d+)_",
+    r"(.*_downsampling)_(?:block|conv)(_\d+)",
+))
+_UNFREEZE = re.compile(r"all|last:(\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A named group of consecutive backbone layers."""
+
+    name: str
+    layers: tuple[keras.Layer, ...]
+
+
+def block_key(layer_name: str) -> str | None:
+    """The block a backbone layer belongs to by its name, or None if no rule matches."""
+    for pattern in _BLOCK_PATTERNS:
+        match = pattern.match(layer_name)
+        if match:
+            return "".join(match.groups())
+    return None
+
+
+def backbone_blocks(model: keras.Model) -> list[Block]:
+    """The backbone of a `build_model` model as blocks, from the stem to the top.
+
+    Args:
+      model: A visiontrain model (it has a nested "backbone").
+
+    Returns:
+      Blocks in topological order; see the module docstring for the naming rule.
+    """
+    (backbone,), _ = split_backbone_head(model)
+    groups: dict[str, list[keras.Layer]] = {}
+    current = STEM
+    for layer in backbone.layers:
+        # Weightless layers (pads, adds, stage outputs) never open a block.
+        if layer.weights:
+            current = block_key(layer.name) or current
+        groups.setdefault(current, []).append(layer)
+    return [Block(name, tuple(layers)) for name, layers in groups.items()]
+
+
+def parse_unfreeze(spec: str) -> int | None:
+    """`--unfreeze` as the number of top blocks to fine-tune; None means all.
+
+    Raises:
+      ValueError: Unless `spec` is "all" or "last:K" with K >= 1.
+    """
+    match = _UNFREEZE.fullmatch(spec)
+    if not match or (match.group(1) is not None and int(match.group(1)) < 1):
+        raise ValueError(
+            f"--unfreeze={spec!r} is not understood; use 'all' or 'last:K' with K >= 1 "
+            "(the K backbone blocks nearest the head, e.g. last:2)."
+        )
+    return int(match.group(1)) if match.group(1) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferPlan:
+    """Which weights train at each step.
+
+    Attributes:
+      boundary: The first step of phase 2 (0: no head-only phase).
+      unfreeze_last: Top blocks fine-tuned in phase 2; None for the whole backbone.
+      freeze_bn: Keep every backbone BatchNormalization frozen in phase 2 too.
+    """
+
+    boundary: int = 0
+    unfreeze_last: int | None = None
+    freeze_bn: bool = False
+
+    def phase(self, step: int) -> int:
+        """PHASE_HEAD before `boundary`, PHASE_FINE_TUNE from it on."""
+        return PHASE_HEAD if step < self.boundary else PHASE_FINE_TUNE
+
+    def steps_to_phase_change(self, step: int) -> int:
+        """Steps a compiled loop may run from `step` without crossing the boundary."""
+        return self.boundary - step if step < self.boundary else 1 << 30
+
+
+def make_plan(config: TrainConfig, steps_per_epoch: int) -> TransferPlan:
+    """The run's `TransferPlan`; checks the transfer flags against each other.
+
+    Raises:
+      ValueError: For a bad --unfreeze, --freeze_epochs beyond --epochs, or a
+        --layer_decay outside (0, 1].
+    """
+    if not 0 <= config.freeze_epochs <= config.epochs:
+        raise ValueError(
+            f"--freeze_epochs={config.freeze_epochs} must be in [0, --epochs="
+            f"{config.epochs}]; freeze_epochs == epochs trains a linear head only."
+        )
+    if not 0.0 <= config.layer_decay <= 1.0:
+        raise ValueError(
+            f"--layer_decay={config.layer_decay} must be in (0, 1] (0 turns it off); "
+            "typical values are 0.65-0.9."
+        )
+    return TransferPlan(
+        boundary=config.freeze_epochs * steps_per_epoch,
+        unfreeze_last=parse_unfreeze(config.unfreeze),
+        freeze_bn=config.freeze_bn,
+    )
+
+
+def set_phase(model: keras.Model, plan: TransferPlan, phase: int) -> None:
+    """Sets the trainable flags of `model` for `phase` (idempotent).
+
+    Phase 1 freezes the whole backbone (BatchNorm in inference mode). Phase 2 unfreezes
+    all of it or its last `plan.unfreeze_last` blocks, optionally keeping BatchNorm frozen.
+    The head always trains.
+
+    Raises:
+      ValueError: If --unfreeze=last:K asks for more blocks than the backbone has.
+    """
+    (backbone,), head = split_backbone_head(model)
+    for layer in head:
+        layer.trainable = True
+    if phase == PHASE_HEAD:
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    if plan.unfreeze_last is not None:
+        blocks = backbone_blocks(model)
+        if plan.unfreeze_last > len(blocks):
+            raise ValueError(
+                f"--unfreeze=last:{plan.unfreeze_last} but the {model.name} backbone has "
+                f"{len(blocks)} blocks ({blocks[0].name} .. {blocks[-1].name}); use "
+                f"last:{len(blocks)} or all."
+            )
+        for block in blocks[: len(blocks) - plan.unfreeze_last]:
+            for layer in block.layers:
+                layer.trainable = False
+    if plan.freeze_bn:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float]:
+    """LR multipliers by variable id: 1 for the head, decay**d for the block d from the top.
+
+    The top backbone block gets `decay`, the stem `decay ** len(blocks)` (BEiT's rule with
+    the head as depth 0). Keys are `id(variable)` of the model's Keras variables.
+    """
+    multipliers = {id(v): 1.0 for v in model.weights}
+    blocks = backbone_blocks(model)
+    for depth, block in enumerate(reversed(blocks), start=1):
+        for layer in block.layers:
+            for variable in layer.weights:
+                multipliers[id(variable)] = math.pow(decay, depth)
+    return multipliers
+
+
+def describe_phase(model: keras.Model, plan: TransferPlan, phase: int) -> str:
+    """A log line describing what trains in `phase`."""
+    trainable = sum(int(math.prod(v.shape)) for v in model.trainable_variables)
+    what = "the head only, backbone frozen" if phase == PHASE_HEAD else (
+        "the whole backbone and the head" if plan.unfreeze_last is None
+        else f"the last {plan.unfreeze_last} backbone blocks and the head")
+    bn = " (BatchNorm frozen)" if plan.freeze_bn and phase == PHASE_FINE_TUNE else ""
+    return f"phase {phase}: training {what}{bn}, {trainable:,} trainable parameters"
+
+
+
+def enter_phase(model: keras.Model, plan: TransferPlan, step: int, active: int | None) -> int:
+    """Sets the trainable flags for the phase of `step` if it is not `active`; returns it.
+
+    The caller passes the returned phase as a trace key of its compiled step, so the step
+    is retraced with the new trainable set.
+    """
+    phase = plan.phase(step)
+    if phase != active:
+        set_phase(model, plan, phase)
+        logging.info("Step %d: %s.", step, describe_phase(model, plan, phase))
+    return phase

@@ -1,0 +1,81 @@
+"""Layer-wise learning-rate decay for SGD and AdamW.
+
+Layer decay multiplies each variable's learning rate, not its gradient: Adam/AdamW
+normalise the gradient's scale away, so gradient scaling would do nothing there. The
+optimizers below pass `lr * multiplier` to the stock update of each variable and apply
+decoupled weight decay with the same per-variable LR, which is exactly a per-variable
+learning rate for SGD (with or without momentum / Nesterov) and AdamW alike.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from visiontrain.config import TrainConfig
+from visiontrain.training import transfer
+
+
+class _LayerDecayMixin:
+    """Per-variable LR multipliers for a stock Keras optimizer.
+
+    Set `lr_multipliers` ({id(keras variable): float}, missing means 1) before `build`.
+    """
+
+    lr_multipliers: dict[int, float] | None = None
+
+    def build(self, var_list):
+        if self.lr_multipliers is None:
+            raise ValueError(
+                "Set optimizer.lr_multipliers (transfer_optim.attach_layer_decay) before "
+                "building a layer-decay optimizer.")
+        super().build(var_list)
+        # Indexed like the optimizer's slots, which is how update_step finds a variable.
+        self._lr_scale = [self.lr_multipliers.get(id(v), 1.0) for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        scale = self._lr_scale[self._get_variable_index(variable)]
+        learning_rate = tf.cast(learning_rate, variable.dtype) * scale
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype)
+                                * learning_rate)
+        super().update_step(gradient, variable, learning_rate)
+
+    def _apply_weight_decay(self, variables):
+        """Done per variable in update_step, with the variable's own learning rate."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecaySGD(_LayerDecayMixin, keras.optimizers.SGD):
+    """SGD with per-variable learning-rate multipliers."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecayAdamW(_LayerDecayMixin, keras.optimizers.AdamW):
+    """AdamW with per-variable learning-rate multipliers."""
+
+
+_LAYER_DECAY_CLASSES = {keras.optimizers.SGD: LayerDecaySGD,
+                        keras.optimizers.AdamW: LayerDecayAdamW}
+
+
+def optimizer_class(base: type, config: TrainConfig) -> type:
+    """`base`, or its layer-decay variant when --layer_decay is set."""
+    if not config.layer_decay:
+        return base
+    if base not in _LAYER_DECAY_CLASSES:
+        raise ValueError(
+            f"--layer_decay is implemented for {[c.__name__ for c in _LAYER_DECAY_CLASSES]}, "
+            f"not {base.__name__}; drop --layer_decay or change --optimizer.")
+    return _LAYER_DECAY_CLASSES[base]
+
+
+def attach_layer_decay(optimizer: keras.optimizers.Optimizer, model: keras.Model,
+                       config: TrainConfig) -> None:
+    """Gives a layer-decay `optimizer` (or the one a loss scaler wraps) its multipliers.
+
+    Call before `optimizer.build`; a no-op without --layer_decay.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(inner, _LayerDecayMixin):
+        inner.lr_multipliers = transfer.layer_decay_multipliers(model, config.layer_decay)
