@@ -53,3 +53,18 @@ def test_batch_must_split_over_the_replicas():
 def test_bad_augment_flags(spec, preset, message):
     with pytest.raises(ValueError, match=message):
         resolve_augment(spec, preset)
+
+
+def test_importing_the_engine_leaves_tf_devices_uninitialised():
+    """The tools split the CPU after importing the library; a module-level tensor breaks that."""
+    import subprocess
+    import sys
+
+    code = (
+        "import visiontrain.training.loop, visiontrain.flags.definitions, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "split = [tf.config.LogicalDeviceConfiguration()] * 2\n"
+        "tf.config.set_logical_device_configuration(cpu, split)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -207,8 +207,10 @@ _ROUTES = (
     (("color",), _routed_color),
     (("sharpness",), _routed_sharpness),
 )
-_GROUP_OF_OP = tf.constant([next(g for g, (names, _) in enumerate(_ROUTES) if name in names)
-                            for name in OPS], tf.int32)
+# A plain tuple, not a tf.constant: a module-level tensor would initialise TF's devices
+# at import, before the tools can split the CPU into logical replicas.
+_GROUP_OF_OP = tuple(next(g for g, (names, _) in enumerate(_ROUTES) if name in names)
+                     for name in OPS)
 
 
 def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float,
@@ -221,7 +223,7 @@ def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: floa
     `integral=True` promises pixels are already integers in [0, 255] (the output
     of a previous slot), which skips a rounding pass.
     """
-    group = tf.gather(_GROUP_OF_OP, op_index)
+    group = tf.gather(tf.constant(_GROUP_OF_OP, tf.int32), op_index)
     count = len(_ROUTES)
     parts = tf.dynamic_partition(images, group, count)
     op_parts = tf.dynamic_partition(op_index, group, count)
