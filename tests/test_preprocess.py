@@ -54,10 +54,42 @@ def test_eval_of_lossless_formats_matches_direct_crop_and_resize():
         np.testing.assert_array_equal(got, expected)
 
 
-def test_fused_jpeg_crop_covers_the_window():
-    window = preprocess.center_crop_window(tf.constant([40, 60]), 0.6)
-    fused = preprocess.decode_and_crop(tf.constant(ENCODINGS["jpeg"]), window).numpy()
-    assert fused.shape == (24, 24, 3)
+def test_random_crop_window_is_the_same_for_every_format():
+    """The JPEG branch (header shape, fused kernel) and the decode-then-slice branch agree."""
+    seed = tf.constant([4, 7], tf.int64)
+
+    def crop(encoded):
+        return preprocess.decode_random_crop(encoded, seed, (0.08, 1.0), (0.75, 1.33))
+
+    shapes = set()
+    for fmt in ("jpeg", "png"):
+        eager, mapped = tfrun(crop, tf.constant(ENCODINGS[fmt]))
+        np.testing.assert_array_equal(eager, mapped)
+        shapes.add(eager.shape)
+    (shape,) = shapes
+    assert shape[2] == 3 and shape[:2] != (40, 60)
+    png = crop(tf.constant(ENCODINGS["png"])).numpy()
+    assert any(
+        np.array_equal(png, IMAGE[y : y + shape[0], x : x + shape[1]])
+        for y in range(40 - shape[0] + 1)
+        for x in range(60 - shape[1] + 1)
+    )
+
+
+def test_fused_jpeg_crop_of_the_whole_image_equals_a_full_decode():
+    encoded = tf.constant(ENCODINGS["jpeg"])
+    whole = preprocess.decode_random_crop(encoded, tf.constant([0, 0], tf.int64), (1.0, 1.0),
+                                          (1.5, 1.5))
+    np.testing.assert_array_equal(whole.numpy(), tf.io.decode_jpeg(encoded, 3).numpy())
+
+
+def test_resize_uint8_rounds_and_keeps_the_range():
+    image = np.array([[0, 255], [255, 0]], np.uint8)[:, :, None].repeat(3, axis=2)
+    eager, mapped = tfrun(lambda x: preprocess.resize_uint8(x, 3), tf.constant(image))
+    np.testing.assert_array_equal(eager, mapped)
+    assert eager.dtype == np.uint8
+    # Half-pixel centres: the corners keep their values, the centre is the mean (127.5 -> 128).
+    assert eager[0, 0, 0] == 0 and eager[0, 2, 0] == 255 and eager[1, 1, 0] == 128
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])

@@ -158,7 +158,7 @@ def bench_input_pipeline(preset: str = "imagenet", image_size: int = 224, batch:
 
 def bench_augment(image_size: int = 224, batch: int = 64, n: int = 2, m: float = 9,
                   repeats: int = 3, step_batch: int = 8, accuracy: bool = False) -> dict:
-    """All augmentation figures; prints them and returns one flat dict.
+    """All augmentation figures, as one flat dict (`print_table` shows it).
 
     Returns:
         R_randaugment (ours / keras.layers.RandAugment img/s, same N and M),
@@ -177,12 +177,17 @@ def bench_augment(image_size: int = 224, batch: int = 64, n: int = 2, m: float =
         from visiontrain.pipelines.augment_accuracy import bench_augment_accuracy
 
         result.update(bench_augment_accuracy())
-    print(f"Augmentation benchmarks, {image_size}x{image_size}, RandAugment N={n} M={m:g}")
-    for key, value in result.items():
-        print(f"  {key:<36}{value:>12.3f}" if isinstance(value, float) else
-              f"  {key:<36}{value:>12}")
     return result
 
 
+def print_table(result: dict) -> None:
+    """The human-readable form of `bench_augment`'s result."""
+    print(f"Augmentation benchmarks, {result['image_size']}x{result['image_size']}, "
+          f"RandAugment N={result['n']} M={result['m']:g}")
+    for key, value in result.items():
+        print(f"  {key:<36}{value:>12.3f}" if isinstance(value, float) else
+              f"  {key:<36}{value:>12}")
+
+
 if __name__ == "__main__":
-    bench_augment(accuracy="--accuracy" in sys.argv[1:])
+    print_table(bench_augment(accuracy="--accuracy" in sys.argv[1:]))

@@ -103,7 +103,8 @@ def _epoch_seed(seed: int, epoch: int, pipeline_id: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, pipeline_id]).generate_state(1)[0])
 
 
-def _options(config: DataConfig) -> tf.data.Options:
+def dataset_options(config: DataConfig) -> tf.data.Options:
+    """tf.data options of every reader: no auto-sharding, determinism and threads from config."""
     options = tf.data.Options()
     # We shard explicitly above; the AUTO policy would shard a second time (and warn).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -142,21 +143,23 @@ def remainder_mask(num_records: int, records_per_epoch: int, seed: int) -> np.nd
     return keep
 
 
-def _drop_remainder(
+def drop_remainder(
     records: tf.data.Dataset, num_records: int, records_per_epoch: int, seed: int
 ) -> tf.data.Dataset:
+    """Keeps the `records_per_epoch` records that `remainder_mask` picks for this seed."""
     # Dropping the tail of the shuffled stream would always drop records of the last
     # file read (a shuffle buffer only mixes nearby records); with one file per
     # pipeline that tail is the same every epoch. A seeded mask by read position
     # spreads the dropped remainder uniformly over the pipeline's records instead.
     if records_per_epoch == num_records:
         return records
-    # The trailing False drops any record past the manifest's count.
-    keep = tf.constant(np.append(remainder_mask(num_records, records_per_epoch, seed), False))
+    # The trailing False drops any record past the manifest's count. Zipping the mask
+    # costs half of enumerate + gather per record, and the shuffle buffer fills through here.
+    keep = np.append(remainder_mask(num_records, records_per_epoch, seed), False)
     return (
-        records.enumerate()
-        .filter(lambda index, _: tf.gather(keep, tf.minimum(index, num_records)))
-        .map(lambda _, record: record)
+        tf.data.Dataset.zip(records, tf.data.Dataset.from_tensor_slices(keep))
+        .filter(lambda _, kept: kept)
+        .map(lambda record, _: record)
     )
 
 
@@ -223,7 +226,7 @@ def make_train_dataset(
             batch_size=batch_size, records_per_epoch=records_per_epoch,
             start_record=start_record,
         )
-    records = _drop_remainder(
+    records = drop_remainder(
         _records(share, file_order), share.num_records, records_per_epoch, seed
     )
     records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
@@ -232,7 +235,7 @@ def make_train_dataset(
     records = records.enumerate(start=start_record)
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=True)
-    return dataset.prefetch(config.prefetch_batches).with_options(_options(config))
+    return dataset.prefetch(config.prefetch_batches).with_options(dataset_options(config))
 
 
 def _service_train_dataset(
@@ -263,7 +266,7 @@ def _service_train_dataset(
         records, parse, address=config.tf_data_service,
         name=data_service.job_name(epoch, share.pipeline_id, start_record),
         batch_size=batch_size, num_batches=(records_per_epoch - start_record) // batch_size,
-        shuffle_buffer=config.shuffle_buffer, seed=seed, options=_options(config),
+        shuffle_buffer=config.shuffle_buffer, seed=seed, options=dataset_options(config),
     )
     return dataset.prefetch(config.prefetch_batches)
 
@@ -301,7 +304,7 @@ def make_eval_dataset(
     if config.cache_eval:
         dataset = dataset.cache()
     dataset = dataset.batch(batch_size, drop_remainder=False)
-    return dataset.prefetch(config.prefetch_batches).with_options(_options(config))
+    return dataset.prefetch(config.prefetch_batches).with_options(dataset_options(config))
 
 
 def log_sharding(shards: list[dict[str, Any]], num_pipelines: int) -> None:

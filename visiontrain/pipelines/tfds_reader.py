@@ -127,7 +127,7 @@ class TfdsInput:
         config = self.config
         share = self._share("train", num_pipelines, pipeline_id)
         seed = datasets._epoch_seed(config.seed, epoch, pipeline_id)
-        examples = datasets._drop_remainder(
+        examples = datasets.drop_remainder(
             self._examples("train", share, seed % (2**31), shuffle=True),
             share.num_records, records_per_epoch, seed,
         )
@@ -188,7 +188,7 @@ class TfdsInput:
 def _options(config: DataConfig) -> tf.data.Options:
     # TFDS's interleave follows the dataset-wide setting, and pipelines sharding by
     # record must all see one record order: --deterministic=false cannot apply here.
-    return datasets._options(dataclasses.replace(config, deterministic=True))
+    return datasets.dataset_options(dataclasses.replace(config, deterministic=True))
 
 
 def random_resized_crop(

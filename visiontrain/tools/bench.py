@@ -11,6 +11,7 @@ reports ratios: absolute numbers on a shared machine are noise, ratios much less
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from absl import flags
 
@@ -19,37 +20,39 @@ from visiontrain.tools.common import run_main
 flags.DEFINE_bool("json", False, "Print one JSON object with every figure.")
 flags.DEFINE_integer("image_size", 224, "Image side for the benchmark.", lower_bound=16)
 flags.DEFINE_integer("batch", 64, "Batch size for the benchmark.", lower_bound=1)
-flags.DEFINE_integer("repeats", 3, "Timed repeats (the median is reported).", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower_bound=1)
 flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
 flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
 flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
 FLAGS = flags.FLAGS
 
 
-def _input() -> dict:
-    from visiontrain.pipelines.input_bench import bench_input
+def _print_lines(figures: dict) -> None:
+    for key, value in sorted(figures.items()):
+        print(f"{key}: {value}")
+
+
+def _input() -> tuple[dict, Callable[[dict], None]]:
+    from visiontrain.pipelines.input_bench import bench_input, print_table
 
     return bench_input(
         images_dir=FLAGS.images, num_images=FLAGS.num_images, image_size=FLAGS.image_size,
-        batch_size=FLAGS.batch, repeats=FLAGS.repeats, as_json=FLAGS.json,
-    )
+        batch_size=FLAGS.batch, repeats=FLAGS.repeats,
+    ), print_table
 
 
-def _augment() -> dict:
-    from visiontrain.pipelines.augment_bench import bench_augment
+def _augment() -> tuple[dict, Callable[[dict], None]]:
+    from visiontrain.pipelines.augment_bench import bench_augment, print_table
 
     return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats,
-                         accuracy=FLAGS.accuracy)
+                         accuracy=FLAGS.accuracy), print_table
 
 
-def _train() -> dict:
+def _train() -> tuple[dict, Callable[[dict], None]]:
     from visiontrain.training.train_bench import bench_train
 
-    figures = bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400)
-    if not FLAGS.json:
-        for key, value in sorted(figures.items()):
-            print(f"{key}: {value}")
-    return figures
+    return bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400,
+                       rounds=FLAGS.repeats), _print_lines
 
 
 BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}
@@ -58,9 +61,11 @@ BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in BENCHMARKS:
         raise ValueError(f"Name one benchmark: {' | '.join(sorted(BENCHMARKS))}.")
-    figures = BENCHMARKS[argv[1]]()
-    if FLAGS.json and argv[1] != "input":  # bench_input prints its own JSON
+    figures, print_table = BENCHMARKS[argv[1]]()
+    if FLAGS.json:
         print(json.dumps(figures, indent=2, sort_keys=True))
+    else:
+        print_table(figures)
 
 
 def run() -> None:

@@ -1,8 +1,8 @@
 """`visiontrain-bench train`: where the training step's time goes, as side-by-side ratios.
 
 Each configuration runs the loop's replicated multi-step function in its own
-subprocess (one strategy per process), after a warm-up call; figures are steps/s of
-the timed calls:
+subprocess (one strategy per process), after a warm-up call, in interleaved rounds
+(see `visiontrain.benchmarking`); figures are steps/s of the timed calls:
 
 - input_stall_cnn / input_stall_resnet50: 1 - (steps/s fed by our JPEG pipeline) /
   (steps/s fed by one in-memory batch repeated): the share of step time lost to input.
@@ -13,13 +13,12 @@ the timed calls:
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
+
+from visiontrain import benchmarking
 
 # name: (model, image size, global batch, strategy, cpu replicas, input, steps per loop)
 CONFIGS = {
@@ -103,39 +102,30 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
     return {"steps_per_s": steps_per_s, "img_per_s": steps_per_s * batch}
 
 
-def _run_in_subprocess(name: str, shards_dir: str, timed_calls: int) -> dict[str, Any]:
-    code = ("import json, sys; from visiontrain.training import train_bench as b; "
-            "print(json.dumps(b.run_config(*json.loads(sys.argv[1]))))")
-    done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps([name, shards_dir, timed_calls])],
-        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
-    if done.returncode:
-        raise RuntimeError(f"train benchmark {name!r} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def bench_train(
     num_images: int = 400,
-    cnn_calls: int = 4,
-    resnet_calls: int = 2,
+    cnn_calls: int = 10,
+    resnet_calls: int = 4,
+    rounds: int = 3,
     configs: tuple[str, ...] = tuple(CONFIGS),
     work_dir: str | None = None,
 ) -> dict[str, Any]:
     """Times the training step under each configuration; returns the ratios.
 
     Args:
-      num_images: photo-like 500x375 JPEGs generated for the real-pipeline configs.
+      num_images: photo-like 500x375 JPEGs generated for ResNet-50's real pipeline;
+        the small CNN reads 2,048 generated 32x32 JPEGs (CIFAR-sized, as its input).
       cnn_calls: timed multi-step calls of each small_cnn config (16 steps each, or 1
         for `cnn_synthetic_loop1`, which gets 16x as many calls).
       resnet_calls: timed calls of each ResNet-50 config (2 steps of batch 8 each).
+      rounds: every configuration runs once per round, each in its own subprocess.
       configs: the configurations to run; a ratio is reported when both its sides ran.
       work_dir: where images and shards go (a temp dir by default).
 
     Returns:
-      {"img_per_s": {config: img/s}, "input_stall_cnn", "input_stall_resnet50",
-       "strategy_overhead", "steps_per_loop_speedup", "replicas_2_vs_1"} (ratios present
-      when both configurations ran).
+      {"img_per_s": {config: median img/s}, "input_stall_cnn", "input_stall_resnet50",
+      "strategy_overhead", "steps_per_loop_speedup", "replicas_2_vs_1", "rounds"}
+      (ratios are medians of within-round ratios, present when both sides ran).
     """
     unknown = sorted(set(configs) - set(CONFIGS))
     if unknown:
@@ -144,26 +134,35 @@ def bench_train(
     from visiontrain.pipelines.input_bench import write_photo_like_jpegs
 
     work_dir = work_dir or tempfile.mkdtemp(prefix="train_bench_")
-    images_dir, shards_dir = os.path.join(work_dir, "images"), os.path.join(work_dir, "shards")
-    if any(CONFIGS[name][5] == "real" for name in configs):
-        write_photo_like_jpegs(images_dir, num_images)
+    shards = {}
+    for model, count, size in (("small_cnn", 2048, (32, 32)), ("resnet50", num_images, None)):
+        if not any(CONFIGS[name][0] == model and CONFIGS[name][5] == "real" for name in configs):
+            continue
+        images_dir = os.path.join(work_dir, f"images_{model}")
+        shards[model] = os.path.join(work_dir, f"shards_{model}")
+        write_photo_like_jpegs(images_dir, count, **({"size": size} if size else {}))
         make_tfrecords.build(make_tfrecords.ConvertConfig(
-            source=images_dir, output=shards_dir, val_fraction=0.05, num_shards=4))
-    runs = {}
-    for name in configs:
+            source=images_dir, output=shards[model], val_fraction=0.05, num_shards=4))
+
+    def run(name: str) -> dict[str, Any]:
         calls = resnet_calls if name.startswith("resnet") else cnn_calls
         calls *= 16 if CONFIGS[name][6] == 1 else 1
-        runs[name] = _run_in_subprocess(name, shards_dir, calls)
-    rate = {name: run["img_per_s"] for name, run in runs.items()}
-    result: dict[str, Any] = {"img_per_s": rate}
-    ratios = {
-        "input_stall_cnn": ("cnn_real", "cnn_synthetic", lambda a, b: 1 - a / b),
-        "input_stall_resnet50": ("resnet50_real", "resnet50_synthetic", lambda a, b: 1 - a / b),
-        "strategy_overhead": ("cnn_mirrored1", "cnn_synthetic", lambda a, b: a / b),
-        "steps_per_loop_speedup": ("cnn_synthetic", "cnn_synthetic_loop1", lambda a, b: a / b),
-        "replicas_2_vs_1": ("cnn_mirrored2", "cnn_mirrored1", lambda a, b: a / b),
+        return benchmarking.run_in_subprocess(
+            __name__, [name, shards.get(CONFIGS[name][0], ""), calls])
+
+    runs = benchmarking.interleaved_rounds(configs, rounds, run)
+    result: dict[str, Any] = {
+        "img_per_s": {name: benchmarking.median_of(runs[name], "img_per_s") for name in runs},
+        "rounds": rounds,
     }
-    for key, (a, b, ratio) in ratios.items():
-        if a in rate and b in rate:
-            result[key] = ratio(rate[a], rate[b])
+    ratios = {
+        "input_stall_cnn": ("cnn_real", "cnn_synthetic", lambda r: 1 - r),
+        "input_stall_resnet50": ("resnet50_real", "resnet50_synthetic", lambda r: 1 - r),
+        "strategy_overhead": ("cnn_mirrored1", "cnn_synthetic", lambda r: r),
+        "steps_per_loop_speedup": ("cnn_synthetic", "cnn_synthetic_loop1", lambda r: r),
+        "replicas_2_vs_1": ("cnn_mirrored2", "cnn_mirrored1", lambda r: r),
+    }
+    for key, (a, b, figure) in ratios.items():
+        if a in runs and b in runs:
+            result[key] = figure(benchmarking.paired_ratio(runs[a], runs[b], "img_per_s"))
     return result
