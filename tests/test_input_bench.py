@@ -31,10 +31,10 @@ def test_bench_input_tiny(tmp_path):
         images_dir=images, image_size=32, batch_size=8, repeats=2, min_images=60,
         work_dir=str(tmp_path),
     )
-    for key in ("img_per_s", "first_batch_s", "peak_rss_mb"):
+    for key in ("img_per_s", "steady_img_per_s", "first_batch_s", "peak_rss_mb"):
         assert set(result[key]) == set(input_bench.CONFIGS)
         assert all(v > 0 for v in result[key].values())
-    assert all(result[k] > 0 for k in ("R_ceiling", "R_naive", "R_keras"))
+    assert all(result[k] > 0 for k in ("R_ceiling", "R_naive", "R_keras", "R_ceiling_steady"))
     assert result["num_images"] + 2 == 40 and result["rounds"] == 2
     json.dumps(result)
 

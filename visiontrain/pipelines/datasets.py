@@ -9,6 +9,7 @@ survives a restart (distributed iterators cannot be checkpointed).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from typing import Any
@@ -163,6 +164,20 @@ def drop_remainder(
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _traced_train_preprocess(
+    image_size: int, area_range: tuple[float, float], aspect_ratio_range: tuple[float, float]
+) -> Any:
+    # Traced once per setting: `Dataset.map` retraces (with autograph) for every
+    # epoch's new dataset, 0.06 s of the ~0.2 s set-up of each epoch (measured, TF 2.21).
+    return tf.function(
+        lambda encoded, seed: preprocess.preprocess_for_train(
+            encoded, seed, image_size, area_range, aspect_ratio_range
+        ),
+        autograph=False,
+    ).get_concrete_function(tf.TensorSpec([], tf.string), tf.TensorSpec([2], tf.int64))
+
+
 def make_train_dataset(
     shards: list[dict[str, Any]],
     config: DataConfig,
@@ -205,16 +220,16 @@ def make_train_dataset(
         else np.arange(len(share.files))
     )
 
+    train_preprocess = _traced_train_preprocess(
+        config.image_size,
+        (config.crop_area_min, config.crop_area_max),
+        (config.aspect_ratio_min, config.aspect_ratio_max),
+    )
+
     def parse(index, serialized):
         features = schema.parse_example(serialized)
         crop_seed = tf.stack([tf.constant(seed % (2**31), tf.int64), index])
-        image = preprocess.preprocess_for_train(
-            features[schema.ENCODED],
-            crop_seed,
-            config.image_size,
-            (config.crop_area_min, config.crop_area_max),
-            (config.aspect_ratio_min, config.aspect_ratio_max),
-        )
+        image = train_preprocess(features[schema.ENCODED], crop_seed)
         label = tf.cast(features[schema.LABEL], tf.int32)
         if with_keys:
             return image, label, features[schema.SHA256]
