@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -40,20 +39,11 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def data_dirs(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    dirs = {}
-    for num_shards in (1, 3):
-        out = str(tmp_path_factory.mktemp(f"shards{num_shards}"))
-        train = (rng.integers(0, 256, (NUM_TRAIN, 12, 10, 3), np.uint8),
-                 np.arange(NUM_TRAIN) % 3)
-        val = (rng.integers(0, 256, (5, 12, 10, 3), np.uint8), np.arange(5) % 3)
-        shards.write_dataset(out, train, val, NAMES, num_shards=num_shards)
-        dirs[num_shards] = out
-    return dirs
+    return shards.write_shard_dirs(tmp_path_factory, NAMES, NUM_TRAIN, 5)
 
 
 def _all_keys():
-    return {hashlib.sha256(f"train-{i}".encode()).hexdigest().encode() for i in range(NUM_TRAIN)}
+    return {k.encode() for k in shards.split_keys("train", NUM_TRAIN)}
 
 
 def _epoch(data_dir, address, *, epoch=0, start_record=0, num_pipelines=1, pipeline_id=0):

@@ -1,7 +1,6 @@
 """The shard reader: exactly-once epochs, sharding, resume, remainder, pre-flight."""
 
 import collections
-import hashlib
 import logging
 import os
 
@@ -18,44 +17,17 @@ NAMES = ("a", "b", "c")
 NUM_TRAIN = 23
 
 
-def _keys(split, n):
-    return {hashlib.sha256(f"{split}-{i}".encode()).hexdigest() for i in range(n)}
-
-
 @pytest.fixture(scope="module")
 def data_dirs(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    dirs = {}
-    for num_shards in (1, 3):
-        out = str(tmp_path_factory.mktemp(f"shards{num_shards}"))
-        train = (rng.integers(0, 256, (NUM_TRAIN, 12, 10, 3), np.uint8),
-                 np.arange(NUM_TRAIN) % 3)
-        val = (rng.integers(0, 256, (7, 12, 10, 3), np.uint8), np.arange(7) % 3)
-        shards.write_dataset(out, train, val, NAMES, num_shards=num_shards)
-        dirs[num_shards] = out
-    return dirs
+    return shards.write_shard_dirs(tmp_path_factory, NAMES, NUM_TRAIN, 7)
 
 
 def _config(data_dir, **kw):
     return DataConfig(data_dir=data_dir, image_size=8, shuffle_buffer=4, **kw)
 
 
-def _epoch_keys(data_dir, *, epoch, batch, num_pipelines=1, pipeline_id=0, start_record=0):
-    manifest = manifest_lib.load_manifest(data_dir)
-    train = datasets.split_shards(data_dir, manifest, "train")
-    steps = datasets.steps_per_epoch(train, batch * num_pipelines, num_pipelines)
-    ds = datasets.make_train_dataset(
-        train, _config(data_dir), epoch=epoch, batch_size=batch,
-        records_per_epoch=steps * batch, start_record=start_record,
-        num_pipelines=num_pipelines, pipeline_id=pipeline_id, with_keys=True,
-    )
-    out = []
-    for images, labels, keys in ds:
-        assert images.dtype == tf.uint8 and images.shape[1:] == (8, 8, 3)
-        assert labels.dtype == tf.int32
-        out += [k.decode() for k in keys.numpy()]
-    assert len(out) == steps * batch - start_record
-    return out
+def _epoch_keys(data_dir, **kw):
+    return shards.epoch_keys(datasets.ShardInput(_config(data_dir)), **kw)
 
 
 @pytest.mark.parametrize("num_shards,num_pipelines,policy", [
@@ -70,7 +42,7 @@ def test_every_example_once_per_epoch(data_dirs, num_shards, num_pipelines, poli
                                 pipeline_id=p) for p in range(num_pipelines)]
     seen = [k for keys in per_pipeline for k in keys]
     assert len(seen) == len(set(seen)), "an example was read twice in one epoch"
-    assert set(seen) <= _keys("train", NUM_TRAIN)
+    assert set(seen) <= shards.split_keys("train", NUM_TRAIN)
     steps = datasets.steps_per_epoch(train, batch * num_pipelines, num_pipelines)
     assert len(seen) == steps * batch * num_pipelines
 
@@ -88,7 +60,7 @@ def test_resume_yields_exactly_the_rest_of_the_epoch(data_dirs, num_shards, num_
 @pytest.mark.parametrize("num_shards,num_pipelines", [(3, 1), (1, 1), (3, 2)])
 def test_dropped_remainder_differs_between_epochs(data_dirs, num_shards, num_pipelines):
     data_dir = data_dirs[num_shards]
-    all_keys = _keys("train", NUM_TRAIN)
+    all_keys = shards.split_keys("train", NUM_TRAIN)
     dropped = collections.Counter()
     epochs = 8
     for epoch in range(epochs):
@@ -127,7 +99,7 @@ def test_eval_reads_every_record_once_and_keeps_the_last_batch(data_dirs, num_pi
                                         num_pipelines=num_pipelines, pipeline_id=p,
                                         with_keys=True)
         seen += [k.decode() for _, _, keys in ds for k in keys.numpy()]
-    assert sorted(seen) == sorted(_keys("validation", 7))
+    assert sorted(seen) == sorted(shards.split_keys("validation", 7))
 
 
 def test_options_turn_auto_shard_off_and_apply_threads(data_dirs):

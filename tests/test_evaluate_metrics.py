@@ -59,3 +59,26 @@ def test_confusion_image_and_grid():
     assert grid.shape == (2 * 9 + 2, 2 * 6 + 2, 3)
     with pytest.raises(ValueError, match="uint8"):
         render.tile(np.zeros((2, 4, 4), np.float32))
+
+
+def test_labelled_confusion_image_names_rows_and_keeps_the_heat_map():
+    matrix = np.array([[5, 0, 1], [2, 3, 0], [0, 0, 4]])
+    heat = render.confusion_image(matrix, cell=12)
+    image = render.labelled_confusion_image(matrix, ["ants", "bees", "wasps"], cell=12)
+    rows, cols = np.nonzero(np.all(image == heat[0, 0], axis=-1))
+    top, left = rows.min(), cols.min()
+    assert top > 0 and left > 0, "margins for the axis names"
+    np.testing.assert_array_equal(image[top:top + 36, left:left + 36], heat)
+    for i in range(3):
+        band = image[top + 12 * i: top + 12 * (i + 1), :left]
+        assert (band < 128).any(), f"row {i} has no name drawn"
+    assert (image[:top, left:left + 36] < 128).any(), "column indices drawn"
+
+
+def test_labelled_confusion_image_refuses_a_label_count_mismatch_and_skips_huge_ones():
+    with pytest.raises(ValueError, match="2 labels for a 3-class"):
+        render.labelled_confusion_image(np.eye(3), ["a", "b"])
+    many = np.eye(render.MAX_LABELLED_CLASSES + 1)
+    names = [str(i) for i in range(len(many))]
+    np.testing.assert_array_equal(render.labelled_confusion_image(many, names, cell=2),
+                                  render.confusion_image(many, cell=2))

@@ -148,3 +148,53 @@ def test_load_run_restores_ema_weights_when_they_evaluated_better(tmp_path):
         for got, want in zip(loaded.weights, wanted):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
         assert export.weights_record(results) == {"evaluated_best": kind, "exported": kind}
+
+
+def test_float16_tflite_is_half_the_size_and_agrees_with_float32():
+    from visiontrain.serving import tflite
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(name="small_cnn", num_classes=3), 16)
+    images = np.random.RandomState(1).randint(0, 256, (6, 16, 16, 3)).astype(np.uint8)
+    full = tflite.convert(model, 16, "float32")
+    half = tflite.convert(model, 16, "float16")
+    assert len(half) < 0.6 * len(full)
+    expected = tf.nn.softmax(model(images.astype(np.float32), training=False)).numpy()
+    np.testing.assert_allclose(tflite.predict(full, images), expected, atol=1e-5)
+    got = tflite.predict(half, images)
+    np.testing.assert_allclose(got, expected, atol=1e-2)
+    np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
+def _evaluate(*flags):
+    return subprocess.run(
+        [sys.executable, "-m", "visiontrain.tools.evaluate", *flags], capture_output=True,
+        text=True, env=dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+
+
+def test_evaluate_tool_on_the_run_and_on_its_export_agree(exported, tmp_path):
+    config, path, _, _ = exported
+    data_dir = json.load(open(os.path.join(config.run_dir, "config.json")))["data"]["data_dir"]
+    reports = {}
+    for kind, flags in (("run", [f"--run_dir={config.run_dir}"]),
+                        ("export", [f"--saved_model={path}", f"--data_dir={data_dir}"])):
+        out = tmp_path / kind
+        proc = _evaluate(*flags, f"--output={out / 'report.json'}", f"--logdir={out / 'tb'}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert all(name in proc.stdout for name in NAMES)
+        reports[kind] = json.load(open(out / "report.json"))
+        assert reports[kind]["examples"] == 6
+        picture = tf.io.decode_png(tf.io.read_file(str(out / "confusion_matrix.png"))).numpy()
+        assert picture.shape[0] > 3 * 16 and picture.shape[1] > 3 * 16
+        assert tf.io.gfile.glob(str(out / "tb" / "events.out.tfevents.*"))
+    assert reports["run"]["confusion_matrix"] == reports["export"]["confusion_matrix"]
+    assert reports["run"]["accuracy"] == reports["export"]["accuracy"]
+
+
+def test_evaluate_tool_refuses_two_sources_in_one_line(exported):
+    config, path, _, _ = exported
+    proc = _evaluate(f"--run_dir={config.run_dir}", f"--saved_model={path}")
+    assert proc.returncode != 0
+    assert "Pass exactly one of --run_dir and --saved_model." in proc.stderr
+    assert "Traceback" not in proc.stderr

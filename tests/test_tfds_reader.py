@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tests import shards
 from visiontrain.config import DataConfig
 from visiontrain.pipelines import preprocess, tfds_reader
 
@@ -54,20 +55,6 @@ def _source(tfds_dir, **kw):
     return source
 
 
-def _keys(source, *, epoch, batch, num_pipelines=1, pipeline_id=0, start_record=0):
-    steps = source.steps_per_epoch(batch * num_pipelines, num_pipelines)
-    ds = source.train_dataset(epoch=epoch, batch_size=batch, records_per_epoch=steps * batch,
-                              start_record=start_record, num_pipelines=num_pipelines,
-                              pipeline_id=pipeline_id, with_keys=True)
-    out = []
-    for images, labels, keys in ds:
-        assert images.dtype == tf.uint8 and images.shape[1:] == (8, 8, 3)
-        assert labels.dtype == tf.int32
-        out += [k.decode() for k in keys.numpy()]
-    assert len(out) == steps * batch - start_record
-    return out
-
-
 def test_spec_parsing():
     assert tfds_reader.tfds_spec("tfds:mnist/3.0.1") == "mnist/3.0.1"
     assert tfds_reader.tfds_spec("/data/shards") == ""
@@ -85,7 +72,7 @@ def test_every_example_once_per_epoch(tfds_dir, num_pipelines):
     source = _source(tfds_dir)
     assert source._share("train", num_pipelines, 0).read_config_context is not None
     seen = [k for p in range(num_pipelines)
-            for k in _keys(source, epoch=0, batch=2, num_pipelines=num_pipelines,
+            for k in shards.epoch_keys(source, epoch=0, batch=2, num_pipelines=num_pipelines,
                            pipeline_id=p)]
     assert len(seen) == len(set(seen))
     assert len(seen) == source.steps_per_epoch(2 * num_pipelines, num_pipelines) * 2 * (
@@ -103,18 +90,19 @@ def test_record_sharding_when_files_are_fewer_than_pipelines(tfds_dir):
     share = source._share("train", files + 1, 0)
     assert share.record_shard == (files + 1, 0) and share.read_config_context is None
     seen = [k for p in range(files + 1)
-            for k in _keys(source, epoch=0, batch=1, num_pipelines=files + 1, pipeline_id=p)]
+            for k in shards.epoch_keys(source, epoch=0, batch=1, num_pipelines=files + 1,
+                                       pipeline_id=p)]
     assert len(seen) == len(set(seen))
 
 
 def test_resume_and_varying_remainder(tfds_dir):
     source = _source(tfds_dir)
-    full = _keys(source, epoch=1, batch=4)
-    assert _keys(source, epoch=1, batch=4, start_record=8) == full[8:]
+    full = shards.epoch_keys(source, epoch=1, batch=4)
+    assert shards.epoch_keys(source, epoch=1, batch=4, start_record=8) == full[8:]
     all_ids = set()
     dropped = []
     for epoch in range(6):
-        seen = set(_keys(source, epoch=epoch, batch=4))
+        seen = set(shards.epoch_keys(source, epoch=epoch, batch=4))
         all_ids |= seen
         dropped.append(seen)
     missing_each = [frozenset(all_ids - s) for s in dropped]

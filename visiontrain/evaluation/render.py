@@ -26,6 +26,46 @@ def confusion_image(matrix: np.ndarray, cell: int = 16) -> np.ndarray:
     return np.round(image).astype(np.uint8)
 
 
+# Beyond this many classes names no longer fit beside a readable heat map.
+MAX_LABELLED_CLASSES = 50
+
+
+def labelled_confusion_image(
+    matrix: np.ndarray, labels: list[str], cell: int = 16
+) -> np.ndarray:
+    """`confusion_image` with its axes named: rows are true classes, columns predictions.
+
+    Rows carry "index name" on the left, columns the class index on top (names
+    would overlap there). With more than MAX_LABELLED_CLASSES classes the plain
+    heat map is returned.
+    """
+    heat = confusion_image(matrix, cell)
+    if len(labels) != len(matrix):
+        raise ValueError(f"{len(labels)} labels for a {len(matrix)}-class confusion matrix.")
+    if len(labels) > MAX_LABELLED_CLASSES:
+        return heat
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    row_names = [f"{i} {name}" for i, name in enumerate(labels)]
+    text_height = max(measure.textbbox((0, 0), "0g")[3], 8)
+    left = int(max(measure.textlength(t, font=font) for t in row_names + ["true"])) + 8
+    top = 2 * text_height + 8
+    canvas = Image.new("RGB", (left + heat.shape[1] + 4, top + heat.shape[0] + 4), "white")
+    canvas.paste(Image.fromarray(heat), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((left, 2), "predicted", fill="black", font=font)
+    draw.text((4, top - text_height - 2), "true", fill="black", font=font)
+    step = max(1, int(np.ceil(measure.textlength(str(len(labels) - 1), font=font) + 2) / cell))
+    for i in range(0, len(labels), step):
+        draw.text((left + i * cell + 1, top - text_height - 2), str(i), fill="black", font=font)
+    for i, name in enumerate(row_names):
+        y = top + i * cell + (cell - text_height) // 2
+        draw.text((4, y), name, fill="black", font=font)
+    return np.asarray(canvas, np.uint8)
+
+
 def tile(images: np.ndarray, columns: int = 0, pad: int = 2) -> np.ndarray:
     """uint8 [N, H, W, 3] laid out in a grid with `pad` grey pixels between cells."""
     images = np.asarray(images)

@@ -69,7 +69,8 @@ def main(argv: list[str]) -> None:
         report["images"] = write_images(report, mistakes, image_dir, image_size)
     if logdir:
         summaries.write_confusion_matrix(logdir, f"{FLAGS.split}/confusion_matrix",
-                                         np.array(report["confusion_matrix"]), step=0)
+                                         np.array(report["confusion_matrix"]), step=0,
+                                         labels=labels)
     if FLAGS.output:
         rundir.write_json_atomic(FLAGS.output, report)
     print(metrics.format_report(report))
@@ -84,7 +85,8 @@ def write_images(report, mistakes, directory: str, image_size: int) -> dict[str,
 
     os.makedirs(directory, exist_ok=True)
     paths = {"confusion_matrix": os.path.join(directory, "confusion_matrix.png")}
-    pictures = {"confusion_matrix": render.confusion_image(np.array(report["confusion_matrix"]))}
+    pictures = {"confusion_matrix": render.labelled_confusion_image(
+        np.array(report["confusion_matrix"]), [row["class"] for row in report["per_class"]])}
     if mistakes:
         images = np.stack([preprocess_for_eval(m[1], image_size, 1.0).numpy() for m in mistakes])
         pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))

@@ -359,7 +359,7 @@ def _train(
                 if chief:
                     summaries.write_confusion_matrix(
                         log_dirs[rundir.VALIDATION_LOGS], "confusion_matrix" + suffix,
-                        confusion_matrices[kind], step)
+                        confusion_matrices[kind], step, labels=labels)
             ckpt.save(step)
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:

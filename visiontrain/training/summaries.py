@@ -91,12 +91,19 @@ def write_image_grid(
     writer.flush()
 
 
-def write_confusion_matrix(logdir: str, tag: str, matrix: np.ndarray, step: int) -> None:
-    """The confusion matrix as a heat-map image summary (see render.confusion_image)."""
+def write_confusion_matrix(
+    logdir: str, tag: str, matrix: np.ndarray, step: int, labels: list[str] | None = None
+) -> None:
+    """The confusion matrix as a heat-map image summary, axes named when `labels` are given.
+
+    See render.confusion_image and render.labelled_confusion_image.
+    """
     cell = max(2, min(16, 512 // max(len(matrix), 1)))
+    image = (render.labelled_confusion_image(matrix, labels, cell) if labels
+             else render.confusion_image(matrix, cell))
     writer = writer_for(logdir)
     with writer.as_default(step=step):
-        tf.summary.image(tag, render.confusion_image(matrix, cell)[None], max_outputs=1)
+        tf.summary.image(tag, image[None], max_outputs=1)
     writer.flush()
 
 
