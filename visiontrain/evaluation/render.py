@@ -35,8 +35,8 @@ def labelled_confusion_image(
 ) -> np.ndarray:
     """`confusion_image` with its axes named: rows are true classes, columns predictions.
 
-    Rows carry "index name" on the left, columns the class index on top (names
-    would overlap there). With more than MAX_LABELLED_CLASSES classes the plain
+    Rows carry "index name" on the left (the name alone when it is the index),
+    columns the class index on top (names would overlap there). With more than MAX_LABELLED_CLASSES classes the plain
     heat map is returned.
     """
     heat = confusion_image(matrix, cell)
@@ -48,7 +48,7 @@ def labelled_confusion_image(
 
     font = ImageFont.load_default()
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    row_names = [f"{i} {name}" for i, name in enumerate(labels)]
+    row_names = [name if name == str(i) else f"{i} {name}" for i, name in enumerate(labels)]
     text_height = max(measure.textbbox((0, 0), "0g")[3], 8)
     left = int(max(measure.textlength(t, font=font) for t in row_names + ["true"])) + 8
     top = 2 * text_height + 8
