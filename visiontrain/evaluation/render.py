@@ -36,8 +36,8 @@ def labelled_confusion_image(
     """`confusion_image` with its axes named: rows are true classes, columns predictions.
 
     Rows carry "index name" on the left (the name alone when it is the index),
-    columns the class index on top (names would overlap there). With more than MAX_LABELLED_CLASSES classes the plain
-    heat map is returned.
+    columns the class index on top (names would overlap there). With more than
+    MAX_LABELLED_CLASSES classes the plain heat map is returned.
     """
     heat = confusion_image(matrix, cell)
     if len(labels) != len(matrix):

@@ -98,6 +98,17 @@ def random_crop_window(
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
+def random_crop_decoded(
+    image: tf.Tensor,
+    seed: tf.Tensor,
+    area_range: tuple[float, float],
+    aspect_ratio_range: tuple[float, float],
+) -> tf.Tensor:
+    """The random-resized-crop window (not yet resized) of a decoded image [H, W, 3]."""
+    window = random_crop_window(tf.shape(image)[:2], seed, area_range, aspect_ratio_range)
+    return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+
+
 def decode_random_crop(
     encoded: tf.Tensor,
     seed: tf.Tensor,
@@ -118,9 +129,7 @@ def decode_random_crop(
         return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
 
     def other():
-        image = _decode_any(encoded)
-        window = random_crop_window(tf.shape(image)[:2], seed, area_range, aspect_ratio_range)
-        return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+        return random_crop_decoded(_decode_any(encoded), seed, area_range, aspect_ratio_range)
 
     return tf.cond(is_jpeg(encoded), jpeg, other)
 

@@ -199,8 +199,7 @@ def random_resized_crop(
     aspect_ratio_range: tuple[float, float],
 ) -> tf.Tensor:
     """Inception-style random-resized crop of a decoded uint8 image [H, W, 3], stateless."""
-    window = preprocess.random_crop_window(tf.shape(image)[:2], seed, area_range,
-                                           aspect_ratio_range)
-    cropped = image[window[0]: window[0] + window[2], window[1]: window[1] + window[3], :]
-    return preprocess.resize_uint8(cropped, image_size)
+    return preprocess.resize_uint8(
+        preprocess.random_crop_decoded(image, seed, area_range, aspect_ratio_range), image_size
+    )
 
