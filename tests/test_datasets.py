@@ -174,3 +174,33 @@ def test_check_label_map(data_dirs):
     datasets.check_label_map(["a", "b", "c"], manifest)
     with pytest.raises(ValueError, match=r"\['a', 'c', 'b'\].*\['a', 'b', 'c'\]"):
         datasets.check_label_map(["a", "c", "b"], manifest)
+
+
+def test_training_pixels_are_the_seeded_crop_of_each_record(data_dirs):
+    """Every image is preprocess_for_train of its record, seeded by (epoch seed, position).
+
+    Guards the once-traced preprocessing against drifting from the eager function.
+    """
+    from visiontrain.pipelines import preprocess, schema
+
+    data_dir, epoch, resume_at = data_dirs[3], 2, 4
+    config = _config(data_dir)
+    source = datasets.ShardInput(config)
+    encoded = {}
+    for record in tf.data.TFRecordDataset([s["path"] for s in source._shards["train"]]):
+        features = schema.parse_example(record)
+        encoded[features[schema.SHA256].numpy().decode()] = features[schema.ENCODED]
+    seed = datasets._epoch_seed(config.seed, epoch, 0) % 2**31
+    dataset = source.train_dataset(epoch=epoch, batch_size=2, records_per_epoch=10,
+                                   start_record=resume_at, with_keys=True)
+    position = resume_at
+    for images, _, keys in dataset:
+        for image, key in zip(images.numpy(), keys.numpy()):
+            expected = preprocess.preprocess_for_train(
+                encoded[key.decode()], tf.constant([seed, position], tf.int64), 8,
+                (config.crop_area_min, config.crop_area_max),
+                (config.aspect_ratio_min, config.aspect_ratio_max),
+            )
+            np.testing.assert_array_equal(image, expected.numpy())
+            position += 1
+    assert position == 10
