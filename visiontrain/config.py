@@ -13,6 +13,26 @@ from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+    """Everything `build` needs; see visiontrain/flags/convert.py for the meaning."""
+
+    source: str
+    output: str
+    tfds_data_dir: str = ""
+    val_fraction: float = 0.1
+    seed: int = 0
+    shard_size_mb: float = 150.0
+    num_shards: int = 0
+    max_pixels: int = 50_000_000
+    max_side: int = 0
+    jpeg_quality: int = 95
+    keep_png: bool = False
+    strict: bool = False
+    dedupe: bool = False
+    num_workers: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the shards are and how batches are made from them."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from visiontrain.pipelines.make_tfrecords import ConvertConfig
+from visiontrain.config import ConvertConfig
 
 _SOURCE = flags.DEFINE_string(
     "source", None, "Class-per-folder image tree (optionally with train/ and val/ or "

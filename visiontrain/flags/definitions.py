@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from visiontrain.pipelines.augment import PRESETS as AUGMENT_PRESETS
-from visiontrain.pipelines.augment import parse_policy
+from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
+from visiontrain.augment.policy import parse_policy
 from visiontrain.pipelines.data_service import parse_address
 from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
@@ -134,7 +134,7 @@ def define_training_flags() -> None:
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the step (slower on CPU).")
     flags.DEFINE_string(
         "augment", "", "On-device augmentation policy, e.g. 'flip,randaugment:2:9,mixup:0.2' "
-        "(ops: see visiontrain.pipelines.augment.describe_ops). Excludes --augment_preset.",
+        "(ops: see visiontrain.augment.policy.describe_ops). Excludes --augment_preset.",
     )
     flags.DEFINE_enum(
         "augment_preset", None, list(AUGMENT_PRESETS),

@@ -1,1 +1,1 @@
-"""Input pipelines: TFRecord writing and reading, decoding, preprocessing, augmentation."""
+"""Input pipelines on the host: shard writing and reading, decoding, the shared preprocessing."""

@@ -397,3 +397,27 @@ class ShardInput:
     def log_sharding(self, num_pipelines: int) -> None:
         """See `log_sharding`."""
         log_sharding(self._shards["train"], num_pipelines)
+
+
+def encoded_records(
+    data_dir: str, split: str, batch_size: int, interleave: bool = False
+) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed.
+
+    In file order; with `interleave`, one record of each shard in turn, so a short
+    prefix samples every shard (shards are written round-robin over classes).
+    """
+    manifest = manifest_lib.load_manifest(data_dir)
+    files = [s["path"] for s in split_shards(data_dir, manifest, split)]
+
+    def parse(serialized):
+        features = schema.parse_example(serialized)
+        return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
+
+    if interleave:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    return records.map(parse).batch(batch_size)

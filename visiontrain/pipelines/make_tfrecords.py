@@ -10,7 +10,6 @@ manifest is written last; its presence means the dataset is complete.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -27,6 +26,7 @@ from absl import logging
 
 import visiontrain
 from visiontrain import config as config_lib
+from visiontrain.config import ConvertConfig
 from visiontrain.pipelines import image_gate, manifest, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
@@ -34,26 +34,6 @@ _SIDECAR_DIR = ".partial"
 # enough files for 8 input pipelines or interleave cycles to read disjoint shards.
 _MIN_SHARDS = 8
 _MIN_RECORDS_PER_SHARD = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvertConfig:
-    """Everything `build` needs; see visiontrain/flags/convert.py for the meaning."""
-
-    source: str
-    output: str
-    tfds_data_dir: str = ""
-    val_fraction: float = 0.1
-    seed: int = 0
-    shard_size_mb: float = 150.0
-    num_shards: int = 0
-    max_pixels: int = 50_000_000
-    max_side: int = 0
-    jpeg_quality: int = 95
-    keep_png: bool = False
-    strict: bool = False
-    dedupe: bool = False
-    num_workers: int = 0
 
 
 class BuildError(RuntimeError):

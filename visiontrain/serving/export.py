@@ -28,62 +28,16 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from visiontrain.config import DataConfig, ExportConfig, ModelConfig
-from visiontrain.models.registry import build_model
-from visiontrain.pipelines import preprocess
+from visiontrain.config import DataConfig, ExportConfig
+from visiontrain.fileio import write_json_atomic
+from visiontrain.pipelines import datasets, preprocess
 from visiontrain.serving import check, signatures, tflite, warmup
-from visiontrain.training import rundir
-from visiontrain.training.ema import WeightAverage
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
 CHECK_IMAGES = 8
 CALIBRATION_IMAGES = 64
-
-
-def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
-    """Rebuilds a run's model from its config.json and restores its newest checkpoint.
-
-    When results.json says the EMA weights evaluated better than the raw ones, the
-    EMA averages stored in that checkpoint are copied into the model, and the
-    returned results say so under "exported_weights".
-
-    Returns:
-      The model, its class names, its data config, and results.json (or {}) with
-      "checkpoint" and "exported_weights" added.
-    """
-    config_path = os.path.join(run_dir, rundir.CONFIG)
-    if not os.path.exists(config_path):
-        raise FileNotFoundError(
-            f"{run_dir} is not a visiontrain run directory (no {rundir.CONFIG}); pass the "
-            "--run_dir of a `visiontrain-train` run."
-        )
-    config = rundir.read_json(config_path)
-    data = DataConfig(**config["data"])
-    model = build_model(ModelConfig(**config["model"]), data.image_size)
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, rundir.CHECKPOINTS))
-    if latest is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint to export; train it first.")
-    results_path = os.path.join(run_dir, rundir.RESULTS)
-    results = rundir.read_json(results_path) if os.path.exists(results_path) else {}
-    exported = "raw"
-    if results.get("weights") == "ema" and _has_ema(latest):
-        ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
-        tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
-        ema.copy_to_model()
-        exported = "ema"
-    else:
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"], exported, latest)
-    return model, list(config["labels"]), data, dict(
-        results, checkpoint=latest, exported_weights=exported
-    )
-
-
-def _has_ema(checkpoint: str) -> bool:
-    return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint))
 
 
 def next_version(export_dir: str) -> int:
@@ -109,14 +63,12 @@ def weights_record(results: dict[str, Any]) -> dict[str, str]:
 
 def sample_images(data_dir: str, split: str, count: int) -> list[bytes]:
     """Up to `count` encoded images of a split, spread over its shards."""
-    from visiontrain.evaluation.records import encoded_records
-
     if not data_dir or not os.path.isdir(data_dir):
         raise FileNotFoundError(
             f"The run's data_dir {data_dir!r} is gone; the export checks run on its "
             f"{split} images. Restore the shards (or pass them to the run's config)."
         )
-    records = encoded_records(data_dir, split, batch_size=1, interleave=True)
+    records = datasets.encoded_records(data_dir, split, batch_size=1, interleave=True)
     return [e[0] for e, _ in records.take(count).as_numpy_iterator()]
 
 
@@ -185,8 +137,16 @@ def check_export(out_dir: str, requests, expected) -> dict[str, Any]:
     }
 
 
-def export_run(config: ExportConfig) -> str:
-    """Exports `config.run_dir` into `config.export_dir/<version>`; returns that path."""
+def export_run(
+    config: ExportConfig, model: keras.Model, labels: list[str], data: DataConfig,
+    results: dict[str, Any],
+) -> str:
+    """Exports a loaded run into `config.export_dir/<version>`; returns that path.
+
+    Args:
+      config: where to export and what to check.
+      model, labels, data, results: the run, as `training.rundir.load_run` returns it.
+    """
     version = next_version(config.export_dir) if config.version == "auto" else int(config.version)
     final = os.path.join(config.export_dir, str(version))
     if os.path.exists(final):
@@ -195,7 +155,6 @@ def export_run(config: ExportConfig) -> str:
         )
     if config.tflite and config.tflite not in tflite.MODES:
         raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
-    model, labels, data, results = load_run(config.run_dir)
     archive, endpoints = signatures.build_archive(
         model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels
     )
@@ -207,7 +166,7 @@ def export_run(config: ExportConfig) -> str:
     try:
         archive.write_out(tmp, verbose=False)
         weights = weights_record(results)
-        rundir.write_json_atomic(os.path.join(tmp, METADATA), {
+        write_json_atomic(os.path.join(tmp, METADATA), {
             "labels": labels,
             "image_size": data.image_size,
             "eval_crop_fraction": data.eval_crop_fraction,
@@ -230,7 +189,7 @@ def export_run(config: ExportConfig) -> str:
                 model, data, config.tflite, encoded,
                 expected["serving_default"]["probabilities"], tmp,
             )
-        rundir.write_json_atomic(os.path.join(tmp, REPORT), report)
+        write_json_atomic(os.path.join(tmp, REPORT), report)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

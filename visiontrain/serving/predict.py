@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import tensorflow as tf
 
@@ -41,3 +42,17 @@ def predict_files(saved_model_dir: str, paths: list[str]) -> list[dict[str, Any]
         }
         for i, path in enumerate(paths)
     ]
+
+
+def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
+    """The SavedModel's serving_default as encoded bytes -> probabilities, and its labels."""
+    serve = load_signature(saved_model_dir)
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    labels = json.load(open(metadata))["labels"] if os.path.exists(metadata) else []
+    return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
+
+
+def saved_model_image_size(saved_model_dir: str) -> int:
+    """The input side recorded in an export's metadata (64 when it has none)."""
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    return int(json.load(open(metadata))["image_size"]) if os.path.exists(metadata) else 64

@@ -33,7 +33,7 @@ def _print_lines(figures: dict) -> None:
 
 
 def _input() -> tuple[dict, Callable[[dict], None]]:
-    from visiontrain.pipelines.input_bench import bench_input, print_table
+    from visiontrain.bench.input import bench_input, print_table
 
     return bench_input(
         images_dir=FLAGS.images, num_images=FLAGS.num_images, image_size=FLAGS.image_size,
@@ -42,14 +42,14 @@ def _input() -> tuple[dict, Callable[[dict], None]]:
 
 
 def _augment() -> tuple[dict, Callable[[dict], None]]:
-    from visiontrain.pipelines.augment_bench import bench_augment, print_table
+    from visiontrain.bench.augment import bench_augment, print_table
 
     return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats,
                          accuracy=FLAGS.accuracy), print_table
 
 
 def _train() -> tuple[dict, Callable[[dict], None]]:
-    from visiontrain.training.train_bench import bench_train
+    from visiontrain.bench.train import bench_train
 
     return bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400,
                        rounds=FLAGS.repeats), _print_lines

@@ -37,29 +37,29 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
-    from visiontrain.evaluation import metrics
-    from visiontrain.evaluation import records as evaluate
+    from visiontrain.evaluation import metrics, predictors
+    from visiontrain.fileio import write_json_atomic
+    from visiontrain.pipelines import datasets
     from visiontrain.pipelines import manifest as manifest_lib
+    from visiontrain.serving import predict as serving_predict
     from visiontrain.training import rundir, summaries
 
     if FLAGS.run_dir:
-        from visiontrain.serving.export import load_run
-
-        model, labels, data, _ = load_run(FLAGS.run_dir)
-        predict, source = evaluate.model_predictor(model, data), FLAGS.run_dir
+        model, labels, data, _ = rundir.load_run(FLAGS.run_dir)
+        predict, source = predictors.model_predictor(model, data), FLAGS.run_dir
         image_size = data.image_size
         data_dir = FLAGS.data_dir or data.data_dir
     else:
         if not FLAGS.data_dir:
             raise ValueError("--saved_model needs --data_dir, the shards to evaluate on.")
-        predict, labels = evaluate.saved_model_predictor(FLAGS.saved_model)
+        predict, labels = serving_predict.saved_model_predictor(FLAGS.saved_model)
         source, data_dir = FLAGS.saved_model, FLAGS.data_dir
-        image_size = evaluate.saved_model_image_size(FLAGS.saved_model)
+        image_size = serving_predict.saved_model_image_size(FLAGS.saved_model)
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
-    evaluate.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
-    records = evaluate.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
-    probabilities, labels_, mistakes = evaluate.collect(predict, records, FLAGS.mistakes)
+    predictors.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
+    records = datasets.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
+    probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
     report = metrics.summarize(probabilities, labels_, labels)
     report.update(source=source, data_dir=data_dir, split=FLAGS.split)
     logdir = FLAGS.logdir or (os.path.join(FLAGS.run_dir, rundir.VALIDATION_LOGS)
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
                                          np.array(report["confusion_matrix"]), step=0,
                                          labels=labels)
     if FLAGS.output:
-        rundir.write_json_atomic(FLAGS.output, report)
+        write_json_atomic(FLAGS.output, report)
     print(metrics.format_report(report))
 
 

@@ -15,8 +15,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.serving.export import export_run
+    from visiontrain.training.rundir import load_run
 
-    path = export_run(configs.export_config())
+    config = configs.export_config()
+    path = export_run(config, *load_run(config.run_dir))
     print(f"Exported SavedModel: {path}")
 
 

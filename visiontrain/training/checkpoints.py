@@ -30,6 +30,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from visiontrain import fileio
 from visiontrain.config import TrainConfig
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
@@ -160,7 +161,7 @@ class RunCheckpoints:
             finally:
                 if weights == "ema":
                     ema.swap()
-            rundir.write_json_atomic(os.path.join(self.directory, BEST, BEST_RECORD), record)
+            fileio.write_json_atomic(os.path.join(self.directory, BEST, BEST_RECORD), record)
         return record
 
     def latest_path(self) -> str | None:

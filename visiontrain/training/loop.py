@@ -21,9 +21,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visiontrain import fileio
+from visiontrain.augment import policy as augment_lib
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import augment as augment_lib
 from visiontrain.pipelines import datasets, tfds_reader
 from visiontrain.training import (
     checkpoints,
@@ -187,11 +188,11 @@ def _train(
     source.log_sharding(pipelines)
     chief = is_chief(strategy)
     if chief:
-        rundir.write_json_atomic(
+        fileio.write_json_atomic(
             os.path.join(config.run_dir, rundir.RUN),
             rundir.run_record(strategy, source.digest),
         )
-        rundir.write_json_atomic(
+        fileio.write_json_atomic(
             os.path.join(config.run_dir, rundir.CONFIG),
             {"data": data.__dict__, "model": model_config.__dict__, "train": config.__dict__,
              "labels": labels},
@@ -374,9 +375,9 @@ def _train(
                "checkpoint": ckpt.latest_path(), "best": best,
                "best_weights_file": checkpoints.BEST_WEIGHTS}
     if chief:
-        rundir.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
+        fileio.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
         summaries.write_hparams(
-            config.run_dir, rundir.read_json(os.path.join(config.run_dir, rundir.CONFIG)),
+            config.run_dir, fileio.read_json(os.path.join(config.run_dir, rundir.CONFIG)),
             {"validation/accuracy": evals[kind]["accuracy"],
              "validation/top5": evals[kind]["top5"]}, step)
     if config.final_weights:

@@ -1,7 +1,0 @@
-"""A stand-in benchmark configuration for tests/test_benchmarking.py."""
-
-
-def run_config(name, value):
-    if name == "boom":
-        raise ValueError("boom")
-    return {"name": name, "doubled": 2 * value}

@@ -1,0 +1,79 @@
+"""Test helper: digit shards and `visiontrain-train` runs in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tests.helpers.shards import write_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A tiny deterministic recipe: 1500 digits at 8 px, 23 steps per epoch.
+TINY = (
+    "--model=small_cnn", "--image_size=8", "--global_batch_size=64", "--base_lr=0.4",
+    "--crop_area_min=0.7", "--eval_crop_fraction=1.0", "--deterministic",
+    "--shuffle_buffer=256",
+)
+
+
+def write_digits(out_dir: str) -> str:
+    """scikit-learn's 8x8 digits as RGB, in 4 train/4 validation shards."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16 * 255).astype(np.uint8)
+    images = images[..., None].repeat(3, -1)
+    labels = digits.target
+    write_dataset(out_dir, (images[:1500], labels[:1500]), (images[1500:], labels[1500:]),
+                  [str(i) for i in range(10)], num_shards=4)
+    return out_dir
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def train_command(data_dir: str, run_dir: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "visiontrain.tools.train", f"--data_dir={data_dir}",
+            f"--run_dir={run_dir}", *TINY, *flags]
+
+
+def run_train(data_dir: str, run_dir: str, *flags: str, timeout: int = 300):
+    """Runs training to its end; returns the CompletedProcess (stdout+stderr in .stdout)."""
+    return subprocess.run(train_command(data_dir, run_dir, *flags), env=env(), timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_train(data_dir: str, run_dir: str, *flags: str, log_path: str) -> subprocess.Popen:
+    log = open(log_path, "w")
+    return subprocess.Popen(train_command(data_dir, run_dir, *flags), env=env(),
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def checkpoint_steps(run_dir: str) -> list[int]:
+    directory = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(name[5:-6]) for name in os.listdir(directory)
+                  if name.startswith("ckpt-") and name.endswith(".index"))
+
+
+def model_weights(checkpoint_path: str) -> dict[str, np.ndarray]:
+    """Every model (and EMA) variable in a checkpoint, by checkpoint key."""
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key.startswith(("model/", "ema/")) and "VARIABLE_VALUE" in key}
+
+
+def step_and_iterations(checkpoint_path: str) -> tuple[int, int]:
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    keys = reader.get_variable_to_shape_map()
+    step = reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")
+    iterations = [reader.get_tensor(k) for k in keys
+                  if k.startswith("optimizer/") and "iterations" in k]
+    return int(step), int(iterations[0])

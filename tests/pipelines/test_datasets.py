@@ -1,0 +1,206 @@
+"""The shard reader: exactly-once epochs, sharding, resume, remainder, pre-flight."""
+
+import collections
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import shards
+from visiontrain.config import DataConfig
+from visiontrain.pipelines import datasets
+from visiontrain.pipelines import manifest as manifest_lib
+
+NAMES = ("a", "b", "c")
+NUM_TRAIN = 23
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    return shards.write_shard_dirs(tmp_path_factory, NAMES, NUM_TRAIN, 7)
+
+
+def _config(data_dir, **kw):
+    return DataConfig(data_dir=data_dir, image_size=8, shuffle_buffer=4, **kw)
+
+
+def _epoch_keys(data_dir, **kw):
+    return shards.epoch_keys(datasets.ShardInput(_config(data_dir)), **kw)
+
+
+@pytest.mark.parametrize("num_shards,num_pipelines,policy", [
+    (3, 1, "file"), (1, 1, "file"), (3, 2, "file"), (1, 2, "record"),
+])
+def test_every_example_once_per_epoch(data_dirs, num_shards, num_pipelines, policy):
+    data_dir = data_dirs[num_shards]
+    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
+    assert datasets.pipeline_share(train, num_pipelines, 0).policy == policy
+    batch = 2
+    per_pipeline = [_epoch_keys(data_dir, epoch=0, batch=batch, num_pipelines=num_pipelines,
+                                pipeline_id=p) for p in range(num_pipelines)]
+    seen = [k for keys in per_pipeline for k in keys]
+    assert len(seen) == len(set(seen)), "an example was read twice in one epoch"
+    assert set(seen) <= shards.split_keys("train", NUM_TRAIN)
+    steps = datasets.steps_per_epoch(train, batch * num_pipelines, num_pipelines)
+    assert len(seen) == steps * batch * num_pipelines
+
+
+@pytest.mark.parametrize("num_shards,num_pipelines", [(3, 1), (3, 2), (1, 2)])
+def test_resume_yields_exactly_the_rest_of_the_epoch(data_dirs, num_shards, num_pipelines):
+    for p in range(num_pipelines):
+        full = _epoch_keys(data_dirs[num_shards], epoch=1, batch=2,
+                           num_pipelines=num_pipelines, pipeline_id=p)
+        rest = _epoch_keys(data_dirs[num_shards], epoch=1, batch=2, start_record=4,
+                           num_pipelines=num_pipelines, pipeline_id=p)
+        assert rest == full[4:]
+
+
+@pytest.mark.parametrize("num_shards,num_pipelines", [(3, 1), (1, 1), (3, 2)])
+def test_dropped_remainder_differs_between_epochs(data_dirs, num_shards, num_pipelines):
+    data_dir = data_dirs[num_shards]
+    all_keys = shards.split_keys("train", NUM_TRAIN)
+    dropped = collections.Counter()
+    epochs = 8
+    for epoch in range(epochs):
+        seen = set()
+        for p in range(num_pipelines):
+            seen |= set(_epoch_keys(data_dir, epoch=epoch, batch=4,
+                                    num_pipelines=num_pipelines, pipeline_id=p))
+        dropped.update(all_keys - seen)
+    # Batch 4 leaves a remainder of 3 (1 pipeline) or more (uneven files) every epoch;
+    # over 8 epochs no record may be dropped every time.
+    assert dropped and max(dropped.values()) < epochs
+
+
+def test_remainder_mask_is_exact_and_seeded():
+    masks = [datasets.remainder_mask(100, 90, seed) for seed in range(3)]
+    assert all(m.sum() == 90 for m in masks)
+    assert not np.array_equal(masks[0], masks[1])
+    np.testing.assert_array_equal(masks[0], datasets.remainder_mask(100, 90, 0))
+    with pytest.raises(ValueError, match="records_per_epoch=101 exceeds the 100"):
+        datasets.remainder_mask(100, 101, 0)
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch(data_dirs):
+    a = _epoch_keys(data_dirs[3], epoch=2, batch=2)
+    assert a == _epoch_keys(data_dirs[3], epoch=2, batch=2)
+    assert a != _epoch_keys(data_dirs[3], epoch=3, batch=2)
+
+
+@pytest.mark.parametrize("num_pipelines", [1, 2])
+def test_eval_reads_every_record_once_and_keeps_the_last_batch(data_dirs, num_pipelines):
+    data_dir = data_dirs[3]
+    val = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "validation")
+    seen = []
+    for p in range(num_pipelines):
+        ds = datasets.make_eval_dataset(val, _config(data_dir), batch_size=3,
+                                        num_pipelines=num_pipelines, pipeline_id=p,
+                                        with_keys=True)
+        seen += [k.decode() for _, _, keys in ds for k in keys.numpy()]
+    assert sorted(seen) == sorted(shards.split_keys("validation", 7))
+
+
+def test_options_turn_auto_shard_off_and_apply_threads(data_dirs):
+    data_dir = data_dirs[3]
+    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
+    config = _config(data_dir, deterministic=True, threadpool_size=3)
+    ds = datasets.make_train_dataset(train, config, epoch=0, batch_size=2, records_per_epoch=22)
+    options = ds.options()
+    assert options.experimental_distribute.auto_shard_policy == (
+        tf.data.experimental.AutoShardPolicy.OFF)
+    assert options.deterministic is True
+    assert options.threading.private_threadpool_size == 3
+
+
+def test_no_auto_shard_warning_under_a_strategy(data_dirs, caplog):
+    data_dir = data_dirs[3]
+    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
+    strategy = tf.distribute.get_strategy()
+    dist = strategy.experimental_distribute_dataset(
+        datasets.make_train_dataset(train, _config(data_dir), epoch=0, batch_size=2,
+                                    records_per_epoch=22))
+    with caplog.at_level(logging.WARNING):
+        next(iter(dist))
+    assert not [r for r in caplog.records if "AutoShardPolicy" in r.getMessage()]
+
+
+def test_log_sharding_says_why(data_dirs, caplog):
+    data_dir = data_dirs[1]
+    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
+    with caplog.at_level(logging.INFO):
+        datasets.log_sharding(train, 2)
+    assert "by record, because 1 files are fewer than 2" in caplog.text
+
+
+def test_steps_per_epoch_refuses_a_batch_larger_than_the_data(data_dirs):
+    train = datasets.split_shards(
+        data_dirs[3], manifest_lib.load_manifest(data_dirs[3]), "train")
+    with pytest.raises(ValueError, match="lower --global_batch_size"):
+        datasets.steps_per_epoch(train, 64, 1)
+
+
+def test_unknown_split_is_named(data_dirs):
+    with pytest.raises(ValueError, match="no split 'test'"):
+        datasets.split_shards(data_dirs[3], manifest_lib.load_manifest(data_dirs[3]), "test")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "alter", "remove"])
+def test_preflight_refuses_a_bad_shard_by_name(data_dirs, tmp_path, damage):
+    import shutil
+
+    data_dir = str(tmp_path / "copy")
+    shutil.copytree(data_dirs[3], data_dir)
+    manifest = manifest_lib.load_manifest(data_dir)
+    name = manifest["splits"]["train"]["shards"][1]["file"]
+    path = os.path.join(data_dir, name)
+    data = open(path, "rb").read()
+    if damage == "truncate":
+        open(path, "wb").write(data[:-20])
+    elif damage == "alter":
+        open(path, "wb").write(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    else:
+        os.remove(path)
+    with pytest.raises(ValueError, match=name):
+        manifest_lib.preflight(data_dir, ["train", "validation"], check_sha256=True)
+    if damage != "alter":
+        with pytest.raises(ValueError, match=name):
+            manifest_lib.preflight(data_dir, ["train", "validation"], check_sha256=False)
+
+
+def test_check_label_map(data_dirs):
+    manifest = manifest_lib.load_manifest(data_dirs[3])
+    datasets.check_label_map(["a", "b", "c"], manifest)
+    with pytest.raises(ValueError, match=r"\['a', 'c', 'b'\].*\['a', 'b', 'c'\]"):
+        datasets.check_label_map(["a", "c", "b"], manifest)
+
+
+def test_training_pixels_are_the_seeded_crop_of_each_record(data_dirs):
+    """Every image is preprocess_for_train of its record, seeded by (epoch seed, position).
+
+    Guards the once-traced preprocessing against drifting from the eager function.
+    """
+    from visiontrain.pipelines import preprocess, schema
+
+    data_dir, epoch, resume_at = data_dirs[3], 2, 4
+    config = _config(data_dir)
+    source = datasets.ShardInput(config)
+    encoded = {}
+    for record in tf.data.TFRecordDataset([s["path"] for s in source._shards["train"]]):
+        features = schema.parse_example(record)
+        encoded[features[schema.SHA256].numpy().decode()] = features[schema.ENCODED]
+    seed = datasets._epoch_seed(config.seed, epoch, 0) % 2**31
+    dataset = source.train_dataset(epoch=epoch, batch_size=2, records_per_epoch=10,
+                                   start_record=resume_at, with_keys=True)
+    position = resume_at
+    for images, _, keys in dataset:
+        for image, key in zip(images.numpy(), keys.numpy()):
+            expected = preprocess.preprocess_for_train(
+                encoded[key.decode()], tf.constant([seed, position], tf.int64), 8,
+                (config.crop_area_min, config.crop_area_max),
+                (config.aspect_ratio_min, config.aspect_ratio_max),
+            )
+            np.testing.assert_array_equal(image, expected.numpy())
+            position += 1
+    assert position == 10

@@ -1,0 +1,247 @@
+"""The converter: counts, readback, mixing, split, duplicates, verify, resume, TFDS."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from visiontrain.config import ConvertConfig
+from visiontrain.pipelines import make_tfrecords, manifest, schema
+
+CLASSES = ("ant", "bee", "cow")
+
+
+def write_image(path, seed: int, fmt: str = "PNG", size: int = 16) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8)
+    Image.fromarray(pixels).save(path, fmt)
+
+
+def make_tree(root, per_class: int = 40, size: int = 16) -> None:
+    for c, name in enumerate(CLASSES):
+        for i in range(per_class):
+            fmt = "JPEG" if i % 2 else "PNG"
+            write_image(os.path.join(root, name, f"{i:03d}.{fmt.lower()}"), c * 1000 + i, fmt, size)
+
+
+def config(tmp_path, **kwargs) -> ConvertConfig:
+    args = dict(source=str(tmp_path / "src"), output=str(tmp_path / "out"), num_workers=2)
+    return ConvertConfig(**{**args, **kwargs})
+
+
+def read_split(out_dir, result, split) -> list[dict]:
+    rows = []
+    for shard in result["splits"][split]["shards"]:
+        for record in tf.data.TFRecordDataset(os.path.join(out_dir, shard["file"])):
+            f = schema.parse_example(record)
+            rows.append({"shard": shard["file"], "file": f[schema.FILENAME].numpy().decode(),
+                         "label": int(f[schema.LABEL]), "text": f[schema.TEXT].numpy().decode()})
+    return rows
+
+
+def test_build_counts_readback_mixing_and_split(tmp_path):
+    make_tree(tmp_path / "src")
+    result = make_tfrecords.build(config(tmp_path, num_shards=3))
+    out = str(tmp_path / "out")
+    assert result["labels"] == list(CLASSES) and result["num_classes"] == 3
+    with open(os.path.join(out, schema.LABELS_FILE)) as f:
+        assert json.load(f) == list(CLASSES)
+    rows = {s: read_split(out, result, s) for s in ("train", "validation")}
+    found = {os.path.join(c, n) for c in CLASSES for n in os.listdir(tmp_path / "src" / c)}
+    written = [r["file"] for s in rows.values() for r in s]
+    assert sorted(written) == sorted(found) and result["skipped"] == []
+    for split, split_rows in rows.items():
+        assert result["splits"][split]["num_records"] == len(split_rows)
+        for row in split_rows:
+            assert CLASSES[row["label"]] == row["text"] == row["file"].split("/")[0]
+    # Stratified: 10% of each class of 40 goes to validation; no image in both.
+    assert result["splits"]["validation"]["class_counts"] == {c: 4 for c in CLASSES}
+    assert not {r["file"] for r in rows["train"]} & {r["file"] for r in rows["validation"]}
+    for shard in result["splits"]["train"]["shards"]:
+        labels = {r["label"] for r in rows["train"] if r["shard"] == shard["file"]}
+        assert labels == {0, 1, 2}, shard["file"]
+    assert manifest.verify_split(out, result, "train", True, decode_images=True) == []
+
+
+def test_split_is_seeded(tmp_path):
+    make_tree(tmp_path / "src", per_class=20)
+
+    def validation_files(seed, out):
+        result = make_tfrecords.build(config(tmp_path, seed=seed, output=str(tmp_path / out)))
+        return sorted(r["file"] for r in read_split(tmp_path / out, result, "validation"))
+
+    assert validation_files(0, "a") == validation_files(0, "b")
+    assert validation_files(0, "a") != validation_files(1, "c")
+
+
+def test_bad_files_are_skipped_with_reasons_and_strict_fails(tmp_path):
+    make_tree(tmp_path / "src", per_class=6)
+    bad = {"ant/text.jpg": b"not an image", "bee/empty.jpg": b"",
+           "cow/cut.jpg": open(tmp_path / "src/cow/001.jpeg", "rb").read()[:200]}
+    for name, data in bad.items():
+        (tmp_path / "src" / name).write_bytes(data)
+    # Animated WebP aborts tf.io.decode_image; the gate must stop it before any decoder.
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=50)
+    (tmp_path / "src/ant/anim.webp").write_bytes(buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(buffer, "JPEG")
+    (tmp_path / "src/bee/cmyk.jpg").write_bytes(buffer.getvalue())
+    write_image(str(tmp_path / "src/cow/really_a_png.jpg"), 7, "PNG")
+    result = make_tfrecords.build(config(tmp_path))
+    skipped = {s["file"]: s["reason"] for s in result["skipped"]}
+    assert set(skipped) == set(bad) | {"ant/anim.webp"}
+    assert "WebP" in skipped["ant/anim.webp"] and "empty" in skipped["bee/empty.jpg"]
+    accepted = sum(s["num_records"] for s in result["splits"].values())
+    assert accepted + len(skipped) == 18 + 4 + 2
+    with pytest.raises(make_tfrecords.BuildError, match="text.jpg"):
+        make_tfrecords.build(config(tmp_path, strict=True, output=str(tmp_path / "strict")))
+    assert not os.path.exists(tmp_path / "strict" / schema.MANIFEST_FILE)
+
+
+def test_duplicates_reported_and_dropped(tmp_path):
+    make_tree(tmp_path / "src", per_class=10)
+    shutil.copy(tmp_path / "src/ant/000.png", tmp_path / "src/ant/zzz_copy.png")
+    os.makedirs(tmp_path / "pre/train")
+    shutil.copytree(tmp_path / "src", tmp_path / "pre/train", dirs_exist_ok=True)
+    shutil.copytree(tmp_path / "src", tmp_path / "pre/val")
+    for c in CLASSES:  # validation keeps 2 images per class, so train/val share those.
+        for name in sorted(os.listdir(tmp_path / "pre/val" / c))[2:]:
+            os.remove(tmp_path / "pre/val" / c / name)
+    result = make_tfrecords.build(config(tmp_path, source=str(tmp_path / "pre")))
+    dup = result["duplicates"]
+    assert [(d["kept"], d["duplicates"]) for d in dup["within_split"]] == [
+        ("train/ant/000.png", ["train/ant/zzz_copy.png"])]
+    assert len(dup["across_splits"]) == 6
+    deduped = make_tfrecords.build(
+        config(tmp_path, source=str(tmp_path / "pre"), dedupe=True, output=str(tmp_path / "d")))
+    assert deduped["splits"]["train"]["num_records"] == result["splits"]["train"]["num_records"] - 7
+    assert deduped["splits"]["validation"]["num_records"] == 6
+
+
+def test_verify_names_flipped_truncated_and_deleted_shards(tmp_path):
+    make_tree(tmp_path / "src", per_class=10)
+    result = make_tfrecords.build(config(tmp_path, num_shards=3))
+    out = str(tmp_path / "out")
+    names = [s["file"] for s in result["splits"]["train"]["shards"]]
+    flipped = tmp_path / "out" / names[0]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    truncated = tmp_path / "out" / names[1]
+    # A record is length (8) + length crc (4) + data + data crc (4): cut after the first.
+    first_record_end = 16 + int.from_bytes(truncated.read_bytes()[:8], "little")
+    truncated.write_bytes(truncated.read_bytes()[:first_record_end])
+    os.remove(tmp_path / "out" / names[2])
+    problems = manifest.verify_split(out, result, "train", check_sha256=True)
+    for name in names:
+        assert any(p.startswith(name) for p in problems), (name, problems)
+    assert any("sha256" in p for p in problems if p.startswith(names[0]))
+    assert any("missing" in p for p in problems if p.startswith(names[2]))
+    with pytest.raises(ValueError) as err:
+        manifest.preflight(out, ["train", "validation"])
+    assert all(name in str(err.value) for name in names[1:])
+    manifest.preflight(out, ["validation"], check_sha256=True)
+    assert manifest.manifest_digest(out) == manifest.file_sha256(
+        os.path.join(out, schema.MANIFEST_FILE))
+
+
+def test_load_manifest_missing_says_how_to_fix(tmp_path):
+    with pytest.raises(ValueError, match="no manifest.json in .*visiontrain-data build"):
+        manifest.load_manifest(str(tmp_path))
+
+
+def test_bad_sources_raise_clear_errors(tmp_path):
+    make_tree(tmp_path / "src", per_class=2)
+    os.makedirs(tmp_path / "src/empty_class")
+    with pytest.raises(ValueError, match="empty_class is empty"):
+        make_tfrecords.build(config(tmp_path))
+    with pytest.raises(ValueError, match="inside --source"):
+        make_tfrecords.build(config(tmp_path, output=str(tmp_path / "src/out")))
+
+
+class TinyFlatColours(tfds.core.GeneratorBasedBuilder):
+    """Two classes of flat-colour images, made locally: nothing to download."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=["dark", "light"]),
+        }))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(30)}
+
+    def _generate_examples(self, count):
+        for i in range(count):
+            value = 20 + i if i % 2 == 0 else 200 + i
+            yield i, {"image": np.full((8, 10, 3), value, np.uint8), "label": i % 2}
+
+
+def test_tfds_source_with_local_builder(tmp_path):
+    TinyFlatColours(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    cfg = config(tmp_path, source="tfds:tiny_flat_colours", tfds_data_dir=str(tmp_path / "tfds"),
+                 val_fraction=0.2)
+    result = make_tfrecords.build(cfg)
+    assert result["labels"] == ["dark", "light"]
+    assert result["splits"]["validation"]["class_counts"] == {"dark": 3, "light": 3}
+    rows = read_split(cfg.output, result, "train")
+    assert len(rows) == 24 and {r["text"] for r in rows} == {"dark", "light"}
+    with pytest.raises(ValueError, match="no_such_dataset"):
+        make_tfrecords.build(dataclasses.replace(cfg, source="tfds:no_such_dataset"))
+
+
+KILL_SCRIPT = """
+import sys
+from visiontrain.pipelines import make_tfrecords
+make_tfrecords.build(ConvertConfig(
+    source=sys.argv[1], output=sys.argv[2], num_shards=6, num_workers=1, keep_png=True))
+"""
+
+
+def _strip_volatile(path):
+    with open(path) as f:
+        result = json.load(f)
+    result.pop("created")
+    result["flags"].pop("output")
+    return result
+
+
+@pytest.mark.slow
+def test_rerun_after_kill_is_byte_identical(tmp_path):
+    make_tree(tmp_path / "src", per_class=60, size=96)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "src")]
+    subprocess.run(cmd + [str(tmp_path / "ref")], env=env, check=True)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cmd + [str(out)], env=env)
+    first = out / schema.shard_name("train", 0, 6)
+    while not first.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert not (out / schema.MANIFEST_FILE).exists(), "the run finished before the kill"
+    inode = first.stat().st_ino
+    subprocess.run(cmd + [str(out)], env=env, check=True)
+    assert first.stat().st_ino == inode, "a complete shard was rewritten"
+    shards = sorted(n for n in os.listdir(tmp_path / "ref") if n.endswith(".tfrecord"))
+    assert shards == sorted(n for n in os.listdir(out) if n.endswith(".tfrecord"))
+    for name in shards:
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    assert _strip_volatile(out / schema.MANIFEST_FILE) == _strip_volatile(
+        tmp_path / "ref" / schema.MANIFEST_FILE)

@@ -1,0 +1,147 @@
+"""TFDS as a direct training source, over a tiny builder prepared in tmp_path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tests.helpers import shards
+from visiontrain.config import DataConfig
+from visiontrain.pipelines import preprocess, tfds_reader
+
+NUM_TRAIN, NUM_VAL = 21, 5
+
+
+class TinyShapes(tfds.core.GeneratorBasedBuilder):
+    """Random images of varying size, three classes."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=["x", "y", "z"]),
+            }),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(NUM_TRAIN, 0),
+                "validation": self._generate_examples(NUM_VAL, 1)}
+
+    def _generate_examples(self, n, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            shape = (int(rng.integers(9, 20)), int(rng.integers(9, 20)), 3)
+            yield i, {"image": rng.integers(0, 256, shape, np.uint8), "label": i % 3}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    # Several files per split, so file sharding over 2 pipelines is possible.
+    TinyShapes(data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(num_shards=3)
+    )
+    return data_dir
+
+
+def _source(tfds_dir, **kw):
+    config = DataConfig(data_dir="tfds:tiny_shapes", tfds_data_dir=tfds_dir, image_size=8,
+                        shuffle_buffer=4, **kw)
+    source = tfds_reader.TfdsInput(config)
+    source.preflight()
+    return source
+
+
+def test_spec_parsing():
+    assert tfds_reader.tfds_spec("tfds:mnist/3.0.1") == "mnist/3.0.1"
+    assert tfds_reader.tfds_spec("/data/shards") == ""
+
+
+def test_labels_digest_and_file_count(tfds_dir):
+    source = _source(tfds_dir)
+    assert source.labels == ["x", "y", "z"]
+    assert len(source.digest) == 64
+    assert len(source.builder.info.splits["train"].shard_lengths) >= 2
+
+
+@pytest.mark.parametrize("num_pipelines", [1, 2])
+def test_every_example_once_per_epoch(tfds_dir, num_pipelines):
+    source = _source(tfds_dir)
+    assert source._share("train", num_pipelines, 0).read_config_context is not None
+    seen = [k for p in range(num_pipelines)
+            for k in shards.epoch_keys(source, epoch=0, batch=2, num_pipelines=num_pipelines,
+                           pipeline_id=p)]
+    assert len(seen) == len(set(seen))
+    assert len(seen) == source.steps_per_epoch(2 * num_pipelines, num_pipelines) * 2 * (
+        num_pipelines)
+
+
+def test_a_batch_larger_than_a_pipeline_share_is_refused(tfds_dir):
+    with pytest.raises(ValueError, match="lower --global_batch_size"):
+        _source(tfds_dir).steps_per_epoch(64, 2)
+
+
+def test_record_sharding_when_files_are_fewer_than_pipelines(tfds_dir):
+    source = _source(tfds_dir)
+    files = len(source.builder.info.splits["train"].shard_lengths)
+    share = source._share("train", files + 1, 0)
+    assert share.record_shard == (files + 1, 0) and share.read_config_context is None
+    seen = [k for p in range(files + 1)
+            for k in shards.epoch_keys(source, epoch=0, batch=1, num_pipelines=files + 1,
+                                       pipeline_id=p)]
+    assert len(seen) == len(set(seen))
+
+
+def test_resume_and_varying_remainder(tfds_dir):
+    source = _source(tfds_dir)
+    full = shards.epoch_keys(source, epoch=1, batch=4)
+    assert shards.epoch_keys(source, epoch=1, batch=4, start_record=8) == full[8:]
+    all_ids = set()
+    dropped = []
+    for epoch in range(6):
+        seen = set(shards.epoch_keys(source, epoch=epoch, batch=4))
+        all_ids |= seen
+        dropped.append(seen)
+    missing_each = [frozenset(all_ids - s) for s in dropped]
+    assert len(set(missing_each)) > 1
+
+
+def test_eval_reads_every_example_once(tfds_dir):
+    source = _source(tfds_dir)
+    seen = []
+    for p in range(2):
+        ds = source.eval_dataset(batch_size=2, num_pipelines=2, pipeline_id=p, with_keys=True)
+        seen += [k.decode() for _, _, keys in ds for k in keys.numpy()]
+    assert len(seen) == NUM_VAL == len(set(seen))
+
+
+def test_eval_matches_preprocess_for_eval_on_png(tfds_dir):
+    source = _source(tfds_dir)
+    raw = next(iter(source.builder.as_dataset(split="validation", shuffle_files=False)))
+    images, _ = next(iter(source.eval_dataset(batch_size=1)))
+    expected = preprocess.preprocess_for_eval(tf.io.encode_png(raw["image"]), 8, 0.875)
+    np.testing.assert_array_equal(images[0].numpy(), expected.numpy())
+
+
+def test_random_resized_crop_eager_and_in_map():
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8))
+    seed = tf.constant([1, 2], tf.int64)
+
+    def fn(img, s):
+        return tfds_reader.random_resized_crop(img, s, 8, (0.08, 1.0), (3 / 4, 4 / 3))
+
+    eager = fn(image, seed)
+    mapped = next(iter(tf.data.Dataset.from_tensors((image, seed)).map(fn)))
+    assert eager.dtype == tf.uint8 and eager.shape == (8, 8, 3)
+    np.testing.assert_array_equal(eager.numpy(), mapped.numpy())
+
+
+def test_unprepared_or_unknown_dataset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not prepared"):
+        tfds_reader.TfdsInput(DataConfig(data_dir="tfds:tiny_shapes",
+                                         tfds_data_dir=str(tmp_path))).preflight()
+    with pytest.raises(ValueError, match="unknown TFDS dataset 'no_such_set'"):
+        tfds_reader.TfdsInput(DataConfig(data_dir="tfds:no_such_set"))

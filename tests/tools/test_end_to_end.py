@@ -1,0 +1,102 @@
+"""The whole demo path at small scale, through the real console tools.
+
+digit scans -> visiontrain-data -> visiontrain-train (2 CPU replicas) ->
+visiontrain-export -> a fresh process that imports only TensorFlow.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from visiontrain.tools.demo import write_digits_tree
+
+pytestmark = pytest.mark.slow
+
+
+def tool(name, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", f"visiontrain.tools.{name}", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    work = tmp_path_factory.mktemp("spine")
+    counts = write_digits_tree(str(work / "digits"), seed=0, val_fraction=0.2)
+    tool("data", "build", f"--source={work / 'digits'}", f"--output={work / 'shards'}",
+         "--keep_png", "--num_shards=4")
+    tool("train", f"--data_dir={work / 'shards'}", f"--run_dir={work / 'run'}",
+         "--model=small_cnn", "--image_size=16", "--global_batch_size=64", "--epochs=4",
+         "--base_lr=0.4", "--crop_area_min=0.7", "--eval_crop_fraction=1.0",
+         "--cpu_replicas=2", "--checkpoint_every_steps=20")
+    tool("export", f"--run_dir={work / 'run'}", f"--export_dir={work / 'export' / 'digits'}")
+    return work, counts
+
+
+def test_record_counts_equal_input_images(pipeline):
+    work, counts = pipeline
+    manifest = json.loads((work / "shards" / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["num_records"] == counts["train"]
+    assert manifest["splits"]["validation"]["num_records"] == counts["val"]
+    assert counts["train"] + counts["val"] == 1797
+
+
+def test_run_directory_and_accuracy_far_above_chance(pipeline):
+    work, counts = pipeline
+    run = work / "run"
+    for name in ("checkpoints", "train", "validation", "flags.txt", "run.json", "config.json"):
+        assert (run / name).exists(), name
+    record = json.loads((run / "run.json").read_text())
+    assert record["num_replicas"] == 2 and record["strategy"] == "MirroredStrategy"
+    assert "--model=small_cnn" in (run / "flags.txt").read_text()
+    results = json.loads((run / "results.json").read_text())
+    assert results["validation"]["examples"] == counts["val"]
+    assert results["validation"]["accuracy"] > 0.8  # chance is 0.1
+
+
+def test_flags_txt_replays(pipeline):
+    """flags.txt is a flagfile that parses back to the same flags."""
+    work, _ = pipeline
+    text = (work / "run" / "flags.txt").read_text()
+    assert "--global_batch_size=64" in text and "--cpu_replicas=2" in text
+
+
+CLEAN_PROCESS = textwrap.dedent("""
+    import sys, json, numpy as np, tensorflow as tf
+    export, files, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    assert not any(m.startswith("visiontrain") for m in sys.modules)
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    result = serve(image_bytes=tf.constant([open(f, "rb").read() for f in files]))
+    np.save(out, result["probabilities"].numpy())
+    assert not any(m.startswith("visiontrain") for m in sys.modules)
+""")
+
+
+def test_exported_model_matches_in_process_model(pipeline):
+    work, _ = pipeline
+    import tensorflow as tf
+
+    from visiontrain.evaluation.predictors import model_predictor
+    from visiontrain.training.rundir import load_run
+
+    files = sorted(str(p) for p in (work / "digits" / "val").glob("*/*.png"))[::20]
+    out = work / "served.npy"
+    subprocess.run(
+        [sys.executable, "-c", CLEAN_PROCESS, str(work / "export" / "digits" / "1"),
+         json.dumps(files), str(out)],
+        check=True, cwd=str(work), env=dict(os.environ, PYTHONPATH=""),
+    )
+    model, _, data, _ = load_run(str(work / "run"))
+    predict = model_predictor(model, data)
+    expected = predict(tf.constant([open(f, "rb").read() for f in files])).numpy()
+    served = np.load(out)
+    assert served.shape == (len(files), 10)
+    np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)

@@ -1,0 +1,138 @@
+"""Per-image photometric and geometric augmentation ops, vectorised over the batch.
+
+Every op factory returns `op(images, labels, seed) -> (images, labels)` on float
+images in [0, 255] and a stateless seed (int [2]); each image draws its own
+parameters. Keras 3.15's RandomFlip/RandomBrightness/RandomContrast/RandomErasing
+are per-image too, but they draw from a `SeedGenerator` variable and
+`keras.random` refuses tensor seeds (`draw_seed` takes only int or
+SeedGenerator), so they cannot follow a (seed, step, replica) stream and
+replicas sharing the mirrored generator state would see the same numbers. Their
+geometric layers also cannot be jit-compiled (see `augment_geometry`). Hence
+these small tf ops; none needs keras-cv.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from visiontrain.augment import geometry as geo
+
+# Pinned so eager, graph and XLA draw the same numbers ("auto_select" differs under XLA).
+RNG_ALG = "philox"
+# ITU-R 601 luma, the weights PIL uses for "L" and so timm/torchvision for grayscale.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:
+    """Independent stateless seeds [num, 2] from one seed [2]."""
+    return tf.random.experimental.stateless_split(seed, num, alg=RNG_ALG)
+
+
+def uniform(shape, seed: tf.Tensor, low: float = 0.0, high: float = 1.0) -> tf.Tensor:
+    """Stateless float32 uniform in [low, high)."""
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, alg=RNG_ALG)
+
+
+def grayscale(images: tf.Tensor) -> tf.Tensor:
+    """Luma [B, H, W, 1] of RGB images."""
+    return tf.reduce_sum(images * tf.constant(LUMA, images.dtype), axis=-1, keepdims=True)
+
+
+def blend(base: tf.Tensor, images: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """PIL ImageEnhance: base + factor * (images - base), clipped to [0, 255]."""
+    return tf.clip_by_value(base + factor * (images - base), 0.0, 255.0)
+
+
+def _per_image(values: tf.Tensor) -> tf.Tensor:
+    return values[:, None, None, None]
+
+
+def make_flip():
+    """Horizontal flip of each image with probability 1/2."""
+
+    def op(images, labels, seed):
+        flip = uniform([tf.shape(images)[0]], seed) < 0.5
+        return tf.where(_per_image(flip), tf.reverse(images, axis=[2]), images), labels
+
+    return op
+
+
+def make_jitter(strength: float):
+    """timm/torchvision ColorJitter(b=c=s=strength, hue=0): factors in [1-s, 1+s] per image."""
+
+    def op(images, labels, seed):
+        seeds = split_seed(seed, 3)
+        batch = [tf.shape(images)[0]]
+        factors = [_per_image(uniform(batch, s, 1.0 - strength, 1.0 + strength))
+                   for s in tf.unstack(seeds)]
+        images = tf.clip_by_value(images * factors[0], 0.0, 255.0)
+        mean = tf.reduce_mean(grayscale(images), axis=[1, 2, 3], keepdims=True)
+        images = blend(mean, images, factors[1])
+        return blend(grayscale(images), images, factors[2]), labels
+
+    return op
+
+
+def make_erase(probability: float, min_area: float = 0.02, max_area: float = 1 / 3,
+               min_aspect: float = 0.3):
+    """timm RandomErasing(mode="pixel"): one box of uniform noise per image with `probability`.
+
+    Box area is a fraction in [min_area, max_area] of the image, its aspect ratio
+    log-uniform in [min_aspect, 1/min_aspect]; the box is clipped to the image
+    (timm retries instead; clipping keeps it one vectorised draw).
+    """
+
+    def op(images, labels, seed):
+        shape = tf.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        h_f, w_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+        seeds = split_seed(seed, 6)
+        area = uniform([batch], seeds[0], min_area, max_area) * h_f * w_f
+        aspect = tf.exp(uniform([batch], seeds[1], math.log(min_aspect), -math.log(min_aspect)))
+        box_h = tf.minimum(tf.round(tf.sqrt(area * aspect)), h_f)
+        box_w = tf.minimum(tf.round(tf.sqrt(area / aspect)), w_f)
+        top = tf.floor(uniform([batch], seeds[2]) * (h_f - box_h + 1.0))
+        left = tf.floor(uniform([batch], seeds[3]) * (w_f - box_w + 1.0))
+        rows = tf.cast(tf.range(height), tf.float32)[None, :, None]
+        cols = tf.cast(tf.range(width), tf.float32)[None, None, :]
+        inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+                  & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
+        inside &= (uniform([batch], seeds[4]) < probability)[:, None, None]
+        noise = tf.floor(uniform(shape, seeds[5], 0.0, 256.0))
+        return tf.where(inside[..., None], noise, images), labels
+
+    return op
+
+
+def make_rotate_matrix(degrees: float):
+    """Affine stage: rotation by an angle uniform in [-degrees, degrees] per image."""
+    radians = degrees * math.pi / 180.0
+
+    def matrix(batch, height, width, seed):
+        return geo.rotation_matrix(uniform([batch], seed, -radians, radians), height, width)
+
+    return matrix
+
+
+def make_translate_matrix(fraction: float):
+    """Affine stage: shift by up to `fraction` of the height/width per axis per image."""
+
+    def matrix(batch, height, width, seed):
+        seeds = split_seed(seed, 2)
+        dx = uniform([batch], seeds[0], -fraction, fraction) * tf.cast(width, tf.float32)
+        dy = uniform([batch], seeds[1], -fraction, fraction) * tf.cast(height, tf.float32)
+        return geo.translation_matrix(dx, dy)
+
+    return matrix
+
+
+def make_zoom_matrix(fraction: float):
+    """Affine stage: zoom factor uniform in [1-fraction, 1+fraction] per image."""
+
+    def matrix(batch, height, width, seed):
+        return geo.zoom_matrix(uniform([batch], seed, 1.0 - fraction, 1.0 + fraction),
+                               height, width)
+
+    return matrix

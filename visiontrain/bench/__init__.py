@@ -1,0 +1,1 @@
+"""Everything `visiontrain-bench` runs; no library module imports this package."""

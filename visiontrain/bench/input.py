@@ -1,0 +1,234 @@
+"""`visiontrain-bench input`: our training input pipeline against three baselines.
+
+Every configuration runs in its own subprocess (so peak RSS and thread pools are
+its own), on the same shards or folder, after one warm-up epoch, in interleaved
+rounds (see `visiontrain.bench.harness`). Ratios are ours / baseline:
+
+- R_ceiling: TFRecord read + full `decode_jpeg` only, parallel - what the cores can decode.
+- R_naive: sequential map, full decode then random-resized crop, no prefetch.
+- R_keras: `keras.utils.image_dataset_from_directory` + RandomCrop + RandomFlip layers in
+  tf.data (Keras 3 has no RandomResizedCrop layer; resize-then-crop is its recipe).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from visiontrain.bench import harness
+from visiontrain.config import ConvertConfig
+
+CONFIGS = ("ours", "ceiling", "naive", "keras")
+
+
+# Decode time follows the entropy-coded bytes, so generated images must be as
+# detailed as real photos: ImageNet's training JPEGs average about 108 KB
+# (138 GB / 1.28 M files); these average about 96 KB at quality 90.
+_TEXTURE_SIGMA = 26.0
+
+
+def write_photo_like_jpegs(out_dir: str, num_images: int, size=(500, 375), seed: int = 0):
+    """Writes `num_images` JPEGs over two class folders: gradients, shapes and texture.
+
+    The texture is luminance noise at two scales plus weak colour noise: photo detail
+    sits mostly in luminance, and pure per-channel noise would compress unlike a photo.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    for index in range(num_images):
+        folder = os.path.join(out_dir, f"class{index % 2}")
+        os.makedirs(folder, exist_ok=True)
+        a, b, c = rng.uniform(-1, 1, 3)
+        base = 128 + 100 * np.sin(a * xx / 60 + b * yy / 45 + c * np.arange(3)[:, None, None])
+        fine = rng.normal(0, _TEXTURE_SIGMA, (height, width))
+        coarse = np.kron(
+            rng.normal(0, _TEXTURE_SIGMA, (height // 2 + 1, width // 2 + 1)), np.ones((2, 2))
+        )[:height, :width]
+        texture = (fine + coarse)[:, :, None] + rng.normal(0, 3, (height, width, 3))
+        pixels = np.clip(np.moveaxis(base, 0, -1) + texture, 0, 255)
+        image = Image.fromarray(pixels.astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x0, y0 = rng.integers(0, width), rng.integers(0, height)
+            box = [int(x0), int(y0), int(x0 + rng.integers(1, 1 + width // 2)),
+                   int(y0 + rng.integers(1, 1 + height // 2))]
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        image.save(os.path.join(folder, f"{index:05d}.jpg"), quality=90)
+
+
+def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch: int, epoch: int):
+    if name not in CONFIGS:
+        raise ValueError(f"unknown input benchmark configuration {name!r}; known: {CONFIGS}")
+    import tensorflow as tf
+
+    from visiontrain.config import DataConfig
+    from visiontrain.pipelines import datasets, manifest, preprocess, schema
+
+    shards = datasets.split_shards(shards_dir, manifest.load_manifest(shards_dir), "train")
+    config = DataConfig(data_dir=shards_dir, image_size=image_size, seed=epoch)
+    if name == "ours":
+        records = sum(s["records"] for s in shards) // batch * batch
+        return datasets.make_train_dataset(
+            shards, config, epoch=epoch, batch_size=batch, records_per_epoch=records
+        )
+    files = [s["path"] for s in shards]
+    if name == "ceiling":
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        decoded = records.map(
+            lambda r: tf.shape(tf.io.decode_jpeg(schema.parse_example(r)[schema.ENCODED]))[0],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return decoded.batch(batch).prefetch(2)
+    if name == "naive":
+
+        def crop(serialized):
+            image = tf.io.decode_jpeg(schema.parse_example(serialized)[schema.ENCODED], 3)
+            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+            window = preprocess.random_crop_window(
+                tf.shape(image)[:2], seed, (0.08, 1.0), (3 / 4, 4 / 3)
+            )
+            cropped = tf.image.crop_to_bounding_box(image, *tf.unstack(window))
+            return preprocess.resize_uint8(cropped, image_size)
+
+        return tf.data.TFRecordDataset(files).map(crop).batch(batch)
+    import keras
+
+    load = int(round(image_size / 0.875))
+    augment = keras.Sequential(
+        [keras.layers.RandomCrop(image_size, image_size), keras.layers.RandomFlip("horizontal")]
+    )
+    folder = keras.utils.image_dataset_from_directory(
+        images_dir, image_size=(load, load), batch_size=batch, shuffle=True, seed=epoch,
+        verbose=False,
+    )
+    return folder.map(
+        lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def run_config(
+    name: str, shards_dir: str, images_dir: str, image_size: int, batch: int, min_images: int
+) -> dict[str, Any]:
+    """One configuration, in this process: a warm-up epoch, then one timed pass.
+
+    The timed pass runs as many epochs as it takes to see `min_images` images, each
+    epoch's dataset built anew as training builds it, so a small dataset's per-epoch
+    set-up (tracing, filling the shuffle buffer) counts as it does in training.
+    """
+    _consume(_dataset(name, shards_dir, images_dir, image_size, batch, 0))
+    start, count, epoch, first_batch = time.perf_counter(), 0, 1, []
+    steady_images, steady_seconds = 0, 0.0
+    while count < min_images:
+        epoch_start = time.perf_counter()
+        seen, first = _consume(_dataset(name, shards_dir, images_dir, image_size, batch, epoch))
+        count, epoch = count + seen, epoch + 1
+        first_batch.append(first - epoch_start)
+        steady_images += seen - batch
+        steady_seconds += time.perf_counter() - first
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "img_per_s": count / (time.perf_counter() - start),
+        # After each epoch's first batch: the per-image cost without the per-epoch set-up.
+        "steady_img_per_s": steady_images / steady_seconds,
+        "first_batch_s": statistics.median(first_batch),
+        "epochs": epoch - 1,
+        "peak_rss_mb": peak_kb / 1024,
+    }
+
+
+def _consume(dataset) -> tuple[int, float]:
+    """(images seen, perf_counter time when the first batch arrived)."""
+    count, first = 0, None
+    for element in dataset:
+        count += int((element[0] if isinstance(element, tuple) else element).shape[0])
+        first = first or time.perf_counter()
+    return count, first
+
+
+def bench_input(
+    images_dir: str | None = None,
+    num_images: int = 2000,
+    *,
+    image_size: int = 224,
+    batch_size: int = 64,
+    repeats: int = 3,
+    min_images: int = 2000,
+    work_dir: str | None = None,
+) -> dict[str, Any]:
+    """Benchmarks the training input pipeline against the ceiling, naive and Keras baselines.
+
+    Args:
+      images_dir: a class-per-folder tree of JPEGs; None generates `num_images`
+        photo-like 500x375 JPEGs.
+      num_images: how many images to generate when `images_dir` is None.
+      image_size: output side of the crops.
+      batch_size: batch size of every configuration.
+      repeats: rounds; each runs every configuration once, in its own subprocess.
+      min_images: images per timed pass (whole epochs; at least one).
+      work_dir: where generated images and shards go (a temp dir by default).
+
+    Returns:
+      {"img_per_s": {config: median over rounds}, "steady_img_per_s" (after each
+       epoch's first batch), "first_batch_s", "peak_rss_mb": {config: MB}, "R_ceiling",
+       "R_naive", "R_keras" (medians of the within-round ratios of img_per_s),
+       "R_ceiling_steady" (the same of steady_img_per_s), "num_images", "image_size",
+       "rounds"}.
+    """
+    from visiontrain.pipelines import make_tfrecords
+
+    work_dir = work_dir or tempfile.mkdtemp(prefix="input_bench_")
+    if images_dir is None:
+        images_dir = os.path.join(work_dir, "images")
+        write_photo_like_jpegs(images_dir, num_images)
+    shards_dir = os.path.join(work_dir, "shards")
+    manifest = make_tfrecords.build(
+        ConvertConfig(
+            source=images_dir, output=shards_dir, val_fraction=0.05, num_shards=8
+        )
+    )
+    runs = harness.interleaved_rounds(
+        CONFIGS, repeats,
+        lambda name: harness.run_in_subprocess(
+            __name__, [name, shards_dir, images_dir, image_size, batch_size, min_images]
+        ),
+    )
+    result: dict[str, Any] = {
+        key: {name: harness.median_of(runs[name], key) for name in CONFIGS}
+        for key in ("img_per_s", "steady_img_per_s", "first_batch_s", "peak_rss_mb")
+    }
+    for baseline in ("ceiling", "naive", "keras"):
+        result[f"R_{baseline}"] = harness.paired_ratio(
+            runs["ours"], runs[baseline], "img_per_s"
+        )
+    result["R_ceiling_steady"] = harness.paired_ratio(
+        runs["ours"], runs["ceiling"], "steady_img_per_s"
+    )
+    result.update(num_images=manifest["splits"]["train"]["num_records"],
+                  image_size=image_size, rounds=repeats)
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The human-readable form of `bench_input`'s result."""
+    print(f"{result['num_images']} training images, {result['image_size']}px crops, "
+          f"median of {result['rounds']} rounds")
+    for name in CONFIGS:
+        print(f"{name:>8}: {result['img_per_s'][name]:8.1f} img/s  "
+              f"({result['steady_img_per_s'][name]:7.1f} after the first batch)  first batch "
+              f"{result['first_batch_s'][name]:5.2f} s  peak RSS "
+              f"{result['peak_rss_mb'][name]:7.1f} MB")
+    print(f"R_ceiling {result['R_ceiling']:.2f} (target >= 0.85; "
+          f"{result['R_ceiling_steady']:.2f} after the first batch)  "
+          f"R_naive {result['R_naive']:.2f} (>= 2)  R_keras {result['R_keras']:.2f} (>= 1.2)")

@@ -1,0 +1,59 @@
+"""Evaluation inputs and predictors: a split's encoded records, a run or a SavedModel."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from visiontrain.config import DataConfig
+
+
+def collect(
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset, keep_mistakes: int = 16
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, bytes, int, int]]]:
+    """Runs `predict` (encoded bytes -> probabilities) over all records.
+
+    Returns:
+      probabilities [N, C], labels [N], and the `keep_mistakes` most confident
+      mistakes as (confidence, encoded bytes, true label, predicted label).
+    """
+    probabilities, labels, mistakes = [], [], []
+    for encoded, label in records:
+        batch = predict(encoded).numpy()
+        label = label.numpy()
+        predicted = batch.argmax(axis=1)
+        for i in np.flatnonzero(predicted != label):
+            mistakes.append((float(batch[i, predicted[i]]), encoded[i].numpy(), int(label[i]),
+                             int(predicted[i])))
+        mistakes = sorted(mistakes, key=lambda m: -m[0])[:keep_mistakes]
+        probabilities.append(batch)
+        labels.append(label)
+    return np.concatenate(probabilities), np.concatenate(labels), mistakes
+
+
+def model_predictor(model, data: DataConfig) -> Callable:
+    """A Keras model plus the shared eval preprocessing, as encoded bytes -> probabilities."""
+    from visiontrain.pipelines.preprocess import preprocess_for_eval
+
+    @tf.function
+    def predict(encoded):
+        images = tf.map_fn(
+            lambda e: preprocess_for_eval(e, data.image_size, data.eval_crop_fraction),
+            encoded,
+            fn_output_signature=tf.TensorSpec([data.image_size] * 2 + [3], tf.uint8),
+        )
+        return tf.nn.softmax(tf.cast(model(tf.cast(images, tf.float32), training=False),
+                                     tf.float32))
+
+    return predict
+
+
+def check_labels(model_labels: list[str], data_labels: list[str], source: str) -> None:
+    """A model and a dataset must agree on the class names, in order."""
+    if model_labels and list(model_labels) != list(data_labels):
+        raise ValueError(
+            f"The label map of {source} ({len(model_labels)} classes: {model_labels[:5]}...) "
+            f"does not match the data's ({len(data_labels)}: {data_labels[:5]}...)."
+        )
