@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from visiontrain import fileio
 from visiontrain.config import ConvertConfig
 from visiontrain.pipelines import make_tfrecords, manifest, schema
 
@@ -155,7 +156,7 @@ def test_verify_names_flipped_truncated_and_deleted_shards(tmp_path):
         manifest.preflight(out, ["train", "validation"])
     assert all(name in str(err.value) for name in names[1:])
     manifest.preflight(out, ["validation"], check_sha256=True)
-    assert manifest.manifest_digest(out) == manifest.file_sha256(
+    assert manifest.manifest_digest(out) == fileio.sha256_file(
         os.path.join(out, schema.MANIFEST_FILE))
 
 
@@ -208,6 +209,7 @@ def test_tfds_source_with_local_builder(tmp_path):
 
 KILL_SCRIPT = """
 import sys
+from visiontrain.config import ConvertConfig
 from visiontrain.pipelines import make_tfrecords
 make_tfrecords.build(ConvertConfig(
     source=sys.argv[1], output=sys.argv[2], num_shards=6, num_workers=1, keep_png=True))

@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from visiontrain.pipelines import formats
+
 # JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC)
 # share the range but are not frames.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -124,6 +125,9 @@ def _bmp_info(data: bytes) -> ImageInfo:
     return ImageInfo("bmp", abs(height), abs(width))
 
 
+_HEADER_READERS = {"jpeg": _jpeg_info, "png": _png_info, "gif": _gif_info, "bmp": _bmp_info}
+
+
 def _unsupported_reason(data: bytes) -> str:
     if not data:
         return "empty file"
@@ -152,16 +156,10 @@ def inspect_bytes(data: bytes) -> ImageInfo:
       RejectedImage: the format is not JPEG/PNG/GIF/BMP, or the file is truncated
         or structurally corrupt, or the header gives a zero dimension.
     """
-    if data[:3] == b"\xff\xd8\xff":
-        info = _jpeg_info(data)
-    elif data[:8] == _PNG_MAGIC:
-        info = _png_info(data)
-    elif data[:6] in (b"GIF87a", b"GIF89a"):
-        info = _gif_info(data)
-    elif data[:2] == b"BM":
-        info = _bmp_info(data)
-    else:
+    image_format = formats.sniff(data)
+    if image_format is None:
         raise RejectedImage(_unsupported_reason(data))
+    info = _HEADER_READERS[image_format](data)
     if info.height <= 0 or info.width <= 0:
         raise RejectedImage(f"{info.format} header gives size {info.height}x{info.width}")
     return info

@@ -2,7 +2,7 @@
 
 The plan is fixed before any shard is written: scan (hash + header gate) ->
 split -> duplicates -> seeded shuffle -> contiguous slices into shards. Shards are
-then written one by one to a temp name and renamed, each followed by a small
+then written one by one to a temp name and published (`fileio`), each followed by a small
 sidecar recording its plan digest, size and sha256, so a rerun after kill -9
 keeps every complete shard and ends byte-identical to an uninterrupted run. The
 manifest is written last; its presence means the dataset is complete.
@@ -26,8 +26,9 @@ from absl import logging
 
 import visiontrain
 from visiontrain import config as config_lib
+from visiontrain import fileio
 from visiontrain.config import ConvertConfig
-from visiontrain.pipelines import image_gate, manifest, schema, sources, tfds_source
+from visiontrain.pipelines import image_gate, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
 # At least this many shards per split (when each keeps >= _MIN_RECORDS_PER_SHARD):
@@ -132,15 +133,6 @@ def _plan_digest(shard: list[sources.SourceItem], hashes: dict[str, str], cfg) -
     return hashlib.sha256(json.dumps([encoding, rows]).encode()).hexdigest()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _resumable(out_dir: str, name: str, digest: str) -> dict | None:
     sidecar = os.path.join(out_dir, _SIDECAR_DIR, name + ".json")
     path = os.path.join(out_dir, name)
@@ -150,7 +142,7 @@ def _resumable(out_dir: str, name: str, digest: str) -> dict | None:
         record = json.load(f)
     if record["plan"] != digest or os.path.getsize(path) != record["shard"]["bytes"]:
         return None
-    return record if manifest.file_sha256(path) == record["shard"]["sha256"] else None
+    return record if fileio.sha256_file(path) == record["shard"]["sha256"] else None
 
 
 class _Progress:
@@ -171,7 +163,7 @@ class _Progress:
 def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
     class_counts: dict[str, int] = {}
     skipped, records = [], 0
-    tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
+    tmp = fileio.temp_path(os.path.join(out_dir, name))
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in shard:
             result = next(prepared)
@@ -187,17 +179,15 @@ def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
             writer.write(example.SerializeToString(deterministic=True))
             records += 1
             class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())  # The rename below must never publish a half-flushed shard.
     entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
-             "sha256": manifest.file_sha256(tmp)}
+             "sha256": fileio.sha256_file(tmp)}
     return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
 
 
 def _remove_stale(out_dir: str, keep: set[str]) -> None:
     for name in os.listdir(out_dir):
         stale_shard = name.endswith(".tfrecord") and name.startswith(sources.SPLITS)
-        if (stale_shard and name not in keep) or ".tmp-" in name:
+        if (stale_shard and name not in keep) or name.startswith(fileio.TMP_PREFIX):
             os.remove(os.path.join(out_dir, name))
 
 
@@ -218,8 +208,8 @@ def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
             record["plan"] = digest
             # Sidecar first: a shard under its final name always has one to verify against.
             sidecar = os.path.join(cfg.output, _SIDECAR_DIR, name + ".json")
-            _atomic_write(sidecar, json.dumps(record).encode())
-            os.replace(tmp, os.path.join(cfg.output, name))
+            fileio.write_json_atomic(sidecar, record)
+            fileio.publish(tmp, os.path.join(cfg.output, name))
         progress.update(len(shard))
         entries.append(record["shard"])
         skipped += record["skipped"]
@@ -292,10 +282,8 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,
         "skipped": skipped, "duplicates": {"within_split": within, "across_splits": across},
     }
-    _atomic_write(os.path.join(cfg.output, schema.LABELS_FILE),
-                  json.dumps(list(source.labels), indent=1).encode())
-    _atomic_write(os.path.join(cfg.output, schema.MANIFEST_FILE),
-                  json.dumps(result, indent=1).encode())
+    fileio.write_json_atomic(os.path.join(cfg.output, schema.LABELS_FILE), list(source.labels))
+    fileio.write_json_atomic(os.path.join(cfg.output, schema.MANIFEST_FILE), result)
     for name in os.listdir(os.path.join(cfg.output, _SIDECAR_DIR)):
         os.remove(os.path.join(cfg.output, _SIDECAR_DIR, name))
     os.rmdir(os.path.join(cfg.output, _SIDECAR_DIR))

@@ -7,23 +7,14 @@ training starts, and name the bad shard.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 
 import tensorflow as tf
 
+from visiontrain import fileio
 from visiontrain.pipelines import image_gate, schema
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(data_dir: str) -> dict[str, Any]:
@@ -48,7 +39,7 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
 
 def manifest_digest(data_dir: str) -> str:
     """sha256 of the manifest.json bytes: identifies the exact dataset a run used."""
-    return file_sha256(os.path.join(data_dir, schema.MANIFEST_FILE))
+    return fileio.sha256_file(os.path.join(data_dir, schema.MANIFEST_FILE))
 
 
 def _read_records(path: str, decode_images: bool) -> tuple[int, list[str]]:
@@ -102,7 +93,7 @@ def verify_split(
         size = tf.io.gfile.stat(path).length
         if size != shard["bytes"]:
             problems.append(f"{name}: size {size} bytes, manifest says {shard['bytes']}")
-        if check_sha256 and file_sha256(path) != shard["sha256"]:
+        if check_sha256 and fileio.sha256_file(path) != shard["sha256"]:
             problems.append(f"{name}: sha256 mismatch")
         if count_records or decode_images:
             count, bad = _read_records(path, decode_images)

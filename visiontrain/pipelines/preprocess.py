@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
+from visiontrain.pipelines import formats
+
+
+def has_magic(encoded: tf.Tensor, image_format: str) -> tf.Tensor:
+    """True where the encoded bytes start like `image_format` (`formats.MAGIC`)."""
+    return tf.reduce_any(
+        [tf.equal(tf.strings.substr(encoded, 0, len(m)), m) for m in formats.MAGIC[image_format]],
+        axis=0,
+    )
 
 
 def is_jpeg(encoded: tf.Tensor) -> tf.Tensor:
     """True when the encoded bytes start with the JPEG SOI marker."""
-    return tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG_MAGIC)
+    return has_magic(encoded, "jpeg")
 
 
 def _decode_any(encoded: tf.Tensor) -> tf.Tensor:

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from visiontrain.config import DataConfig, ExportConfig
-from visiontrain.fileio import write_json_atomic
+from visiontrain.fileio import publish, write_json_atomic
 from visiontrain.pipelines import datasets, preprocess
 from visiontrain.serving import check, signatures, tflite, warmup
 
@@ -190,7 +190,7 @@ def export_run(
                 expected["serving_default"]["probabilities"], tmp,
             )
         write_json_atomic(os.path.join(tmp, REPORT), report)
-        os.replace(tmp, final)
+        publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logging.info("Exported %s to %s.", config.run_dir, final)

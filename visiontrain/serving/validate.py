@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-JPEG_MAGIC = b"\xff\xd8\xff"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-GIF_MAGICS = (b"GIF87a", b"GIF89a")
-BMP_MAGIC = b"BM"
+from visiontrain.pipelines import preprocess
+
 # Every header field read below lies within the first 26 bytes; padding each
 # element to this length keeps tf.strings.substr in range for short garbage.
 _HEADER_BYTES = 32
@@ -61,11 +59,7 @@ def header_pixels(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
        pixels [N] int64: width * height from the header; 0 where unknown).
     """
     header = _header(encoded)
-    jpeg = tf.equal(tf.strings.substr(header, 0, 3), JPEG_MAGIC)
-    png = tf.equal(tf.strings.substr(header, 0, 8), PNG_MAGIC)
-    gif_magic = tf.strings.substr(header, 0, 6)
-    gif = tf.logical_or(tf.equal(gif_magic, GIF_MAGICS[0]), tf.equal(gif_magic, GIF_MAGICS[1]))
-    bmp = tf.equal(tf.strings.substr(header, 0, 2), BMP_MAGIC)
+    jpeg, png, gif, bmp = (preprocess.has_magic(header, f) for f in ("jpeg", "png", "gif", "bmp"))
     # PNG IHDR: big-endian uint32 width, height at byte 16. GIF logical screen:
     # little-endian uint16 at byte 6. BMP info header: little-endian int32 at 18,
     # the height negative for top-down bitmaps.

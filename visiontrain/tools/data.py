@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+from visiontrain import fileio
 from visiontrain.flags import convert as convert_flags
 from visiontrain.pipelines import make_tfrecords, manifest, schema
 
@@ -101,8 +102,7 @@ def _inspect(data_dir: str) -> None:
     print(count_table(loaded))
     out = _OUT.value or os.path.join(data_dir, "inspect_grid.png")
     png = tf.io.encode_png(sample_grid(data_dir, loaded, _SAMPLES.value)).numpy()
-    tf.io.gfile.GFile(out + ".tmp", "wb").write(png)
-    tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
+    fileio.write_bytes_atomic(out, png)
     print(f"grid of samples (rows in label order: {', '.join(loaded['labels'])}) -> {out}")
 
 

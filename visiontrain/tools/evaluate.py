@@ -81,6 +81,7 @@ def write_images(report, mistakes, directory: str, image_size: int) -> dict[str,
     import tensorflow as tf
 
     from visiontrain.evaluation import render
+    from visiontrain.fileio import write_bytes_atomic
     from visiontrain.pipelines.preprocess import preprocess_for_eval
 
     os.makedirs(directory, exist_ok=True)
@@ -92,8 +93,7 @@ def write_images(report, mistakes, directory: str, image_size: int) -> dict[str,
         pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))
         paths["mistakes"] = os.path.join(directory, "mistakes.png")
     for name, picture in pictures.items():
-        tf.io.write_file(paths[name] + ".tmp", tf.io.encode_png(picture))
-        os.replace(paths[name] + ".tmp", paths[name])
+        write_bytes_atomic(paths[name], tf.io.encode_png(picture).numpy())
     return paths
 
 

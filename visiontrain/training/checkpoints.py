@@ -155,9 +155,9 @@ class RunCheckpoints:
             if weights == "ema":
                 ema.swap()
             try:
-                tmp = os.path.join(self.run_dir, ".tmp-" + BEST_WEIGHTS)
+                tmp = fileio.temp_path(os.path.join(self.run_dir, BEST_WEIGHTS))
                 self.model.save_weights(tmp)
-                os.replace(tmp, os.path.join(self.run_dir, BEST_WEIGHTS))
+                fileio.publish(tmp, os.path.join(self.run_dir, BEST_WEIGHTS))
             finally:
                 if weights == "ema":
                     ema.swap()
