@@ -7,9 +7,10 @@ import struct
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
-from visiontrain.pipelines import image_gate
+from visiontrain.pipelines import image_gate, preprocess
 
 _OPTS = dict(keep_png=False, jpeg_quality=95, max_side=0, max_pixels=50_000_000)
 
@@ -91,34 +92,43 @@ def palette_png() -> bytes:
 
 
 ACCEPTED = {
-    # name: (bytes, expected centre pixel within tolerance)
-    "png_named_jpg": (encode(rgb(), "PNG"), (200, 30, 40)),
-    "cmyk_jpeg": (encode(Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"), (255, 0, 0)),
-    "grayscale_jpeg": (encode(Image.new("L", (16, 12), 128), "JPEG"), (128, 128, 128)),
-    "sixteen_bit_png": (sixteen_bit_png(), (255, 255, 255)),
-    "palette_png": (palette_png(), (200, 30, 40)),
-    "rgba_transparent_png": (encode(Image.new("RGBA", (16, 12), (0, 0, 0, 0)), "PNG"),
-                             (255, 255, 255)),
-    "animated_gif_first_frame": (animated("GIF"), (255, 0, 0)),
-    "bmp": (encode(rgb(), "BMP"), (200, 30, 40)),
+    # name: (bytes, stored format, kept as is, expected centre pixel within tolerance)
+    "png_named_jpg": (encode(rgb(), "PNG"), "jpeg", False, (200, 30, 40)),
+    "cmyk_jpeg": (encode(Image.new("CMYK", (16, 12), (0, 255, 255, 0)), "JPEG"), "jpeg", True,
+                  (255, 0, 0)),
+    "grayscale_jpeg": (encode(Image.new("L", (16, 12), 128), "JPEG"), "jpeg", True,
+                       (128, 128, 128)),
+    "sixteen_bit_png": (sixteen_bit_png(), "png", True, (255, 255, 255)),
+    "palette_png": (palette_png(), "jpeg", False, (200, 30, 40)),
+    "rgba_transparent_png": (encode(Image.new("RGBA", (16, 12), (0, 0, 0, 0)), "PNG"), "png",
+                             True, (255, 255, 255)),
+    "animated_gif_first_frame": (animated("GIF"), "jpeg", False, (255, 0, 0)),
+    "bmp": (encode(rgb(), "BMP"), "jpeg", False, (200, 30, 40)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
-def test_prepare_converts_to_rgb_jpeg(name):
-    data, centre = ACCEPTED[name]
+def test_prepare_stores_what_the_model_decodes_as_served(name):
+    data, stored, kept, centre = ACCEPTED[name]
     prepared = image_gate.prepare(data, **_OPTS)
-    image = decoded(prepared)
-    assert prepared.format == "jpeg" and image.format == "JPEG" and image.mode == "RGB"
-    assert image.size == (prepared.width, prepared.height)
-    pixel = np.asarray(image)[image.height // 2, image.width // 2].astype(int)
-    np.testing.assert_allclose(pixel, centre, atol=12)
+    assert prepared.format == stored and (prepared.encoded == data) == kept
+    pixels = preprocess.decode_rgb(tf.constant(prepared.encoded)).numpy()
+    assert pixels.shape == (prepared.height, prepared.width, 3)
+    np.testing.assert_allclose(pixels[pixels.shape[0] // 2, pixels.shape[1] // 2], centre, atol=12)
 
 
-def test_keep_png_stores_non_jpeg_as_rgb_png():
+def test_keep_png_stores_png_sources_as_they_are():
     prepared = image_gate.prepare(palette_png(), **{**_OPTS, "keep_png": True})
-    image = decoded(prepared)
-    assert prepared.format == "png" and image.format == "PNG" and image.mode == "RGB"
+    assert prepared.format == "png" and prepared.encoded == palette_png()
+
+
+def test_rotated_rgba_png_keeps_alpha_for_the_decoder():
+    image = Image.new("RGBA", (16, 12), (0, 0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    prepared = image_gate.prepare(encode(image, "PNG", exif=exif), **_OPTS)
+    assert prepared.format == "png" and (prepared.height, prepared.width) == (16, 12)
+    assert decoded(prepared).mode == "RGBA"
 
 
 def test_max_side_downscales_keeping_aspect():

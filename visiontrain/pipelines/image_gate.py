@@ -165,25 +165,58 @@ def inspect_bytes(data: bytes) -> ImageInfo:
     return info
 
 
-def _flatten_alpha(image: Image.Image) -> Image.Image:
-    # Transparent pixels over white, the way a viewer shows them; dropping alpha would
-    # expose whatever colour the encoder left under them (often black).
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # Pillow's own conversion clips 16-bit values at 255 instead of scaling.
-        values = np.asarray(image, dtype=np.float64)
-        scale = 1.0 if image.mode == "F" and values.max() <= 1.0 else 257.0
-        gray = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        return _flatten_alpha(image)
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in _ALPHA_MODES or "transparency" in image.info
+
+
+def _png_is_wide(data: bytes) -> bool:
+    # IHDR bit depth; Pillow opens 16-bit colour PNGs as 8-bit "RGB", hiding it.
+    return len(data) > 24 and data[24] == 16
+
+
+def _keeps_original(info: ImageInfo, image: Image.Image, data: bytes, keep_png: bool) -> bool:
+    """Whether the source bytes go into the shard as they are (no transform needed).
+
+    Kept bytes reach the model through `preprocess.decode_rgb` in training exactly as
+    in serving, which is how every mode (alpha, palette transparency, 16 bits, grey,
+    CMYK) is decided in one place. A PNG that carries more than 8-bit RGB is kept
+    even without `keep_png`: a JPEG would have to decide its alpha here instead.
+    """
+    if info.format == "jpeg":
+        return True
+    if info.format != "png":
+        return False
+    return keep_png or _has_alpha(image) or _png_is_wide(data)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    # Pillow's own conversion clips 16-bit values at 255 instead of scaling; this is
+    # the scaling `preprocess.decode_rgb` applies (round(v / 257)).
+    values = np.asarray(image, dtype=np.float64)
+    scale = 1.0 if image.mode == "F" and values.max() <= 1.0 else 257.0
+    return Image.fromarray(np.clip(np.rint(values / scale), 0, 255).astype(np.uint8), "L")
+
+
+def _for_shard(image: Image.Image, source_format: str) -> Image.Image:
+    """The mode the shard stores: RGB, or RGBA for a PNG source that carries alpha.
+
+    Each choice matches what `preprocess.decode_rgb` does with the original file, so
+    a transformed image (rotated, downscaled) still reaches the model as served.
+    """
+    if image.mode in _WIDE_MODES:
+        return _to_8bit(image).convert("RGB")
+    if source_format == "png" and _has_alpha(image):
+        return image.convert("RGBA")  # Composited over white when read, as when served.
+    if source_format == "gif" and "transparency" in image.info:
+        # TF's GIF decoder gives transparent pixels as black and shows no alpha, so
+        # serving cannot composite them; training must see the same black.
+        rgba = np.asarray(image.convert("RGBA"))
+        return Image.fromarray(np.where(rgba[..., 3:] == 0, 0, rgba[..., :3]).astype(np.uint8))
+    # BMP alpha bytes are dropped, as TF's BMP decoder with 3 channels does.
     return image.convert("RGB")
 
 
@@ -208,6 +241,29 @@ def check_decodes(data: bytes) -> ImageInfo:
     return info
 
 
+def _check_pixels(info: ImageInfo, max_pixels: int) -> None:
+    if info.height * info.width > max_pixels:
+        raise RejectedImage(
+            f"{info.format} header says {info.width}x{info.height} = "
+            f"{info.height * info.width} pixels, above --max_pixels={max_pixels}"
+        )
+
+
+def check(data: bytes, max_pixels: int) -> ImageInfo:
+    """The whole gate, as `prepare` applies it, without encoding anything.
+
+    The converter runs it on every file before writing any shard, so `--strict`
+    and the "pass the gate" count know every rejection in advance.
+
+    Raises:
+      RejectedImage: see `prepare`.
+    """
+    info = inspect_bytes(data)
+    _check_pixels(info, max_pixels)
+    _decode(data, info)
+    return info
+
+
 def _encode(image: Image.Image, image_format: str, jpeg_quality: int) -> bytes:
     buffer = io.BytesIO()
     if image_format == "jpeg":
@@ -220,10 +276,11 @@ def _encode(image: Image.Image, image_format: str, jpeg_quality: int) -> bytes:
 def prepare(
     data: bytes, *, keep_png: bool, jpeg_quality: int, max_side: int, max_pixels: int
 ) -> PreparedImage:
-    """Gates, decodes and re-encodes one source image as RGB JPEG (or PNG).
+    """Gates, decodes and re-encodes one source image as JPEG or PNG for a shard.
 
-    An RGB JPEG that needs no rotation or downscale keeps its original bytes, so
-    there is no second generation of JPEG loss.
+    A JPEG (and a PNG with alpha or 16 bits, or any PNG with `keep_png`) that needs
+    no rotation or downscale keeps its original bytes: no second generation of JPEG
+    loss, and its pixels are decided by `preprocess.decode_rgb` as when served.
 
     Args:
       data: the whole source file.
@@ -233,28 +290,25 @@ def prepare(
       max_pixels: reject when the header's height * width is larger.
 
     Returns:
-      The encoded RGB image and its final dimensions.
+      The encoded image (RGB, or RGBA PNG) and its final dimensions.
 
     Raises:
       RejectedImage: see `inspect_bytes`, plus too many pixels or a failed decode.
     """
     info = inspect_bytes(data)
-    if info.height * info.width > max_pixels:
-        raise RejectedImage(
-            f"{info.format} header says {info.width}x{info.height} = "
-            f"{info.height * info.width} pixels, above --max_pixels={max_pixels}"
-        )
+    _check_pixels(info, max_pixels)
     image = _decode(data, info)
     orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     too_big = max_side > 0 and max(image.size) > max_side
-    if info.format == "jpeg" and image.mode == "RGB" and orientation == 1 and not too_big:
-        return PreparedImage(data, "jpeg", image.height, image.width)
-    image = _to_rgb(ImageOps.exif_transpose(image))
+    if orientation == 1 and not too_big and _keeps_original(info, image, data, keep_png):
+        return PreparedImage(data, info.format, image.height, image.width)
+    image = _for_shard(ImageOps.exif_transpose(image), info.format)
     if too_big:
         ratio = max_side / max(image.size)
         size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
         image = image.resize(size, Image.Resampling.LANCZOS)
-    out_format = "png" if keep_png and info.format != "jpeg" else "jpeg"
+    lossless = image.mode == "RGBA" or (keep_png and info.format != "jpeg")
+    out_format = "png" if lossless else "jpeg"
     return PreparedImage(
         _encode(image, out_format, jpeg_quality), out_format, image.height, image.width
     )

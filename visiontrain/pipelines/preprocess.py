@@ -1,5 +1,9 @@
 """Per-image preprocessing: small pure tf functions shared by training, evaluation and serving.
 
+`decode_rgb` is THE decision of how an encoded file of any mode (alpha, palette
+transparency, 16 bits, grey, CMYK) becomes the model's 8-bit RGB: training,
+evaluation and every serving signature decode through it, and the converter keeps
+such files as they are so that it decides for them too (`image_gate.prepare`).
 `preprocess_for_eval` is THE evaluation preprocessing: the eval input pipeline and
 every serving signature call it, so a served prediction sees exactly the pixels
 that evaluation saw. Outputs are uint8: normalisation happens on the device, in the
@@ -26,9 +30,36 @@ def is_jpeg(encoded: tf.Tensor) -> tf.Tensor:
     return has_magic(encoded, "jpeg")
 
 
-def _decode_any(encoded: tf.Tensor) -> tf.Tensor:
-    # expand_animations=False keeps the first GIF frame and a rank-3 shape.
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+def _decode_png(encoded: tf.Tensor) -> tf.Tensor:
+    # Decoding at 16 bits and scaling by 257 rounds 16-bit PNGs (TF's 8-bit decode
+    # truncates them) and gives 8-bit PNGs back exactly: v * 257 / 257 == v.
+    image = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.float32)
+    channels = tf.shape(image)[-1]
+    has_alpha = tf.equal(channels % 2, 0)  # grey+alpha or RGB+alpha; palette tRNS too.
+    alpha = tf.where(has_alpha, image[..., -1:], 65535.0) / 65535.0
+    colour = image[..., : channels - tf.cast(has_alpha, tf.int32)] / 257.0
+    colour = tf.broadcast_to(colour, tf.concat([tf.shape(image)[:2], [3]], axis=0))
+    # Transparent pixels over white, the way a viewer shows them; dropping alpha would
+    # expose whatever colour the encoder left under them (often black).
+    return tf.cast(tf.round(colour * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
+
+
+def _decode_other(encoded: tf.Tensor) -> tf.Tensor:
+    # expand_animations=False keeps the first GIF frame and a rank-3 shape. GIF
+    # transparency is invisible here (TF gives black) and BMP's fourth byte is
+    # dropped; the converter matches both (`image_gate._for_shard`).
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
+    """Decodes a JPEG, PNG, GIF or BMP to uint8 RGB [H, W, 3], the one way for every mode.
+
+    Alpha (RGBA, grey+alpha, palette transparency) is composited over white,
+    16-bit values are rounded to 8 bits, grey is repeated to three channels and
+    CMYK JPEGs are converted by the JPEG decoder.
+    """
+    image = tf.cond(has_magic(encoded, "png"), lambda: _decode_png(encoded),
+                    lambda: _decode_other(encoded))
     image.set_shape([None, None, 3])
     return image
 
@@ -71,7 +102,7 @@ def preprocess_for_eval(
     Returns:
       A uint8 tensor of shape [image_size, image_size, 3].
     """
-    return preprocess_decoded_for_eval(_decode_any(encoded)[None], image_size, crop_fraction)[0]
+    return preprocess_decoded_for_eval(decode_rgb(encoded)[None], image_size, crop_fraction)[0]
 
 
 def preprocess_decoded_for_eval(
@@ -137,7 +168,7 @@ def decode_random_crop(
         return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
 
     def other():
-        return random_crop_decoded(_decode_any(encoded), seed, area_range, aspect_ratio_range)
+        return random_crop_decoded(decode_rgb(encoded), seed, area_range, aspect_ratio_range)
 
     return tf.cond(is_jpeg(encoded), jpeg, other)
 

@@ -96,8 +96,7 @@ def sample_requests(encoded: list[bytes], image_size: int) -> dict[str, dict[str
     shape to form a batch), `predict_tf_example` minimal Examples holding the bytes.
     """
     decoded = [
-        preprocess.resize_uint8(tf.io.decode_image(e, channels=3, expand_animations=False),
-                                image_size)
+        preprocess.resize_uint8(preprocess.decode_rgb(e), image_size)
         for e in encoded
     ]
     examples = [

@@ -1,0 +1,79 @@
+"""Every image mode reaches the model the same way through the converter and every signature."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers.images import mode_files
+from visiontrain.config import ConvertConfig, ModelConfig
+from visiontrain.models.registry import build_model
+from visiontrain.pipelines import make_tfrecords, preprocess, schema
+from visiontrain.serving import signatures
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(ModelConfig(name="small_cnn", num_classes=2), SIZE)
+
+
+def stored_records(tmp_path, keep_png: bool) -> dict[str, bytes]:
+    """Builds shards from every mode file, in two classes; file name -> stored bytes."""
+    for c, name in enumerate(("a", "b")):
+        os.makedirs(tmp_path / "src" / name)
+        for file, data in mode_files(seed=c).items():
+            (tmp_path / "src" / name / file).write_bytes(data)
+    cfg = ConvertConfig(source=str(tmp_path / "src"), output=str(tmp_path / "out"),
+                        num_workers=1, keep_png=keep_png, val_fraction=0.5)
+    result = make_tfrecords.build(cfg)
+    stored = {}
+    for split in result["splits"].values():
+        for shard in split["shards"]:
+            for record in tf.data.TFRecordDataset(os.path.join(cfg.output, shard["file"])):
+                features = schema.parse_example(record)
+                stored[features[schema.FILENAME].numpy().decode()] = features[
+                    schema.ENCODED].numpy()
+    return stored
+
+
+def example(encoded: bytes) -> bytes:
+    feature = {schema.ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded]))}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+# Stored as they are even without --keep_png: their mode is decided only by decode_rgb.
+KEPT = ("rgb.jpg", "grey.jpg", "cmyk.jpg", "rgba.png", "grey_alpha.png",
+        "palette_transparent.png", "grey16.png", "rgb16.png")
+
+
+@pytest.mark.parametrize("keep_png", [True, False])
+def test_converter_reader_and_every_signature_agree_per_mode(tmp_path, model, keep_png):
+    stored = stored_records(tmp_path, keep_png)
+    _, endpoints = signatures.build_archive(model, ["a", "b"], SIZE, 1.0, 2, 10**6)
+    names = [n for n in stored if keep_png or os.path.basename(n) in KEPT]
+    assert len(names) == (24 if keep_png else 16)
+    for name in names:
+        raw = (tmp_path / "src" / name).read_bytes()
+        trained = preprocess.preprocess_for_eval(tf.constant(stored[name]), SIZE, 1.0)
+        served = preprocess.preprocess_for_eval(tf.constant(raw), SIZE, 1.0)
+        np.testing.assert_array_equal(trained, served, err_msg=name)
+        expected = tf.nn.softmax(model(tf.cast(trained[None], tf.float32), training=False))
+        outputs = {
+            "serving_default": endpoints["serving_default"](tf.constant([raw])),
+            "predict_tf_example": endpoints["predict_tf_example"](tf.constant([example(raw)])),
+            "predict_images": endpoints["predict_images"](preprocess.decode_rgb(raw)[None]),
+        }
+        for signature, out in outputs.items():
+            np.testing.assert_allclose(out["probabilities"], expected, atol=1e-6,
+                                       err_msg=f"{name} via {signature}")
+
+
+def test_transparent_pixels_reach_the_model_as_white():
+    for name in ("rgba.png", "grey_alpha.png"):
+        pixels = preprocess.decode_rgb(tf.constant(mode_files()[name])).numpy()
+        assert (pixels[:5] == 255).all(), name
