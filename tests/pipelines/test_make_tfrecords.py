@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -247,3 +248,68 @@ def test_rerun_after_kill_is_byte_identical(tmp_path):
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
     assert _strip_volatile(out / schema.MANIFEST_FILE) == _strip_volatile(
         tmp_path / "ref" / schema.MANIFEST_FILE)
+
+
+def corrupt_body_png(seed: int) -> bytes:
+    """A PNG whose header and end marker are intact but whose pixel data is garbage."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (16, 16, 3), np.uint8)).save(
+        buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IDAT") + 8
+    data[start : start + 40] = bytes(40)
+    return bytes(data)
+
+
+def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, caplog):
+    make_tree(tmp_path / "src", per_class=6)
+    (tmp_path / "src" / "bee" / "garbled.png").write_bytes(corrupt_body_png(1))
+    strict_out = tmp_path / "strict"
+    with pytest.raises(make_tfrecords.BuildError, match="garbled.png"):
+        make_tfrecords.build(config(tmp_path, strict=True, output=str(strict_out)))
+    assert not strict_out.exists(), "a refused --strict build wrote something"
+    caplog.set_level("INFO")
+    result = make_tfrecords.build(config(tmp_path))
+    assert [s["file"] for s in result["skipped"]] == [os.path.join("bee", "garbled.png")]
+    assert "png does not decode" in result["skipped"][0]["reason"]
+    assert "found 19 files: 18 pass the gate, 1 skipped" in caplog.text
+    assert sum(s["num_records"] for s in result["splits"].values()) == 18
+
+
+def test_progress_logs_at_a_steady_wall_clock_interval(monkeypatch, caplog):
+    clock = iter([0.0, 1.0, 4.0, 9.9, 10.5, 11.0, 25.0, 26.0])
+    monkeypatch.setattr(make_tfrecords.time, "monotonic", lambda: next(clock))
+    caplog.set_level("INFO")
+    progress = make_tfrecords.Progress("scanning", 7, interval=10.0)
+    for _ in range(7):
+        progress.update()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scanning")]
+    # At 10.5 s and 25 s (10 s apart or more), and once at the end.
+    assert [line.split(",")[0] for line in lines] == [
+        "scanning: 4/7 images", "scanning: 6/7 images", "scanning: 7/7 images"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
+    make_tree(tmp_path / "src", per_class=60, size=96)
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "visiontrain.tools.data", "build", "--source=src",
+           "--num_shards=6", "--num_workers=1", "--keep_png"]
+    subprocess.run(cmd + ["--output=ref"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    proc = subprocess.Popen(cmd + ["--output=out"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "out" / schema.shard_name("train", 0, 6)
+    while not first.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert [line for line in stderr.splitlines() if "visiontrain-data" in line] == [
+        "visiontrain-data: error: interrupted; complete shards are kept, rerun the same "
+        "command to resume"]
+    subprocess.run(cmd + ["--output=out"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    names = sorted(n for n in os.listdir(tmp_path / "ref") if n.endswith(".tfrecord"))
+    for name in names:
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()

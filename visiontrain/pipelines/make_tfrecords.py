@@ -16,7 +16,7 @@ import json
 import math
 import multiprocessing
 import os
-import sys
+import signal
 import time
 from typing import Any
 
@@ -35,19 +35,28 @@ _SIDECAR_DIR = ".partial"
 # enough files for 8 input pipelines or interleave cycles to read disjoint shards.
 _MIN_SHARDS = 8
 _MIN_RECORDS_PER_SHARD = 64
+# Often enough that a long scan or write never looks hung, rarely enough to read.
+PROGRESS_SECONDS = 10.0
 
 
 class BuildError(RuntimeError):
     """The build could not finish as asked (e.g. --strict with rejected files)."""
 
 
-def _scan_one(item: sources.SourceItem) -> tuple[str, int, str]:
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; only the parent reports it (one line),
+    # the pool is torn down with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _scan_one(args: tuple[sources.SourceItem, int]) -> tuple[str, int, str]:
+    item, max_pixels = args
     try:
         data = item.read()
     except OSError as err:
         return "", 0, f"unreadable: {err.strerror}"
     try:
-        image_gate.inspect_bytes(data)
+        image_gate.check(data, max_pixels)
         reason = ""
     except image_gate.RejectedImage as err:
         reason = err.reason
@@ -145,31 +154,38 @@ def _resumable(out_dir: str, name: str, digest: str) -> dict | None:
     return record if fileio.sha256_file(path) == record["shard"]["sha256"] else None
 
 
-class _Progress:
-    def __init__(self, split: str, total: int):
-        self.split, self.total, self.done, self.start = split, total, 0, time.time()
+class Progress:
+    """Logs `done/total` at a steady wall-clock interval, however uneven the work is."""
 
-    def update(self, count: int) -> None:
+    def __init__(self, task: str, total: int, interval: float = PROGRESS_SECONDS):
+        self.task, self.total, self.interval = task, total, interval
+        self.done, self.start = 0, time.monotonic()
+        self.last = self.start
+
+    def update(self, count: int = 1) -> None:
         self.done += count
-        rate = self.done / max(time.time() - self.start, 1e-6)
-        line = f"{self.split}: {self.done}/{self.total} images, {rate:.0f} img/s"
-        if sys.stderr.isatty():
-            sys.stderr.write("\r" + line + ("\n" if self.done >= self.total else ""))
-            sys.stderr.flush()
-        else:
-            logging.info(line)
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done >= self.total:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-6)
+            eta = (self.total - self.done) / max(rate, 1e-6)
+            logging.info("%s: %d/%d images, %.0f img/s, ETA %.0f s",
+                         self.task, self.done, self.total, rate, eta)
 
 
-def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
+def _write_shard(prepared, out_dir, name, shard, labels, progress) -> tuple[str, dict]:
     class_counts: dict[str, int] = {}
-    skipped, records = [], 0
+    records = 0
     tmp = fileio.temp_path(os.path.join(out_dir, name))
     with tf.io.TFRecordWriter(tmp) as writer:
         for item in shard:
             result = next(prepared)
+            progress.update()
             if isinstance(result, str):
-                skipped.append({"file": item.relpath, "reason": result})
-                continue
+                raise BuildError(
+                    f"{item.relpath} passed the gate when scanned but not when written "
+                    f"({result}); did it change during the build? Rerun to rescan"
+                )
             example = schema.make_example(
                 encoded=result.encoded, image_format=result.format, label=item.label,
                 text=labels[item.label], height=result.height, width=result.width,
@@ -181,7 +197,7 @@ def _write_shard(prepared, out_dir, name, shard, labels) -> tuple[str, dict]:
             class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
     entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
              "sha256": fileio.sha256_file(tmp)}
-    return tmp, {"shard": entry, "class_counts": class_counts, "skipped": skipped}
+    return tmp, {"shard": entry, "class_counts": class_counts}
 
 
 def _remove_stale(out_dir: str, keep: set[str]) -> None:
@@ -193,31 +209,29 @@ def _remove_stale(out_dir: str, keep: set[str]) -> None:
 
 def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
     names = [schema.shard_name(split, i, len(shards)) for i in range(len(shards))]
-    progress = _Progress(split, sum(len(s) for s in shards))
     totals: dict[str, int] = {}
-    entries, skipped = [], []
+    entries = []
     digests = [_plan_digest(shard, hashes, cfg) for shard in shards]
     kept = [_resumable(cfg.output, n, d) for n, d in zip(names, digests)]
     # One ordered stream over every shard still to write keeps all workers busy
     # across shard boundaries.
     todo = [(item, cfg) for shard, k in zip(shards, kept) if k is None for item in shard]
     prepared = pool.imap(_prepare_one, todo, chunksize=4)
+    progress = Progress(f"writing {split}", len(todo))
     for name, shard, digest, record in zip(names, shards, digests, kept):
         if record is None:
-            tmp, record = _write_shard(prepared, cfg.output, name, shard, labels)
+            tmp, record = _write_shard(prepared, cfg.output, name, shard, labels, progress)
             record["plan"] = digest
             # Sidecar first: a shard under its final name always has one to verify against.
             sidecar = os.path.join(cfg.output, _SIDECAR_DIR, name + ".json")
             fileio.write_json_atomic(sidecar, record)
             fileio.publish(tmp, os.path.join(cfg.output, name))
-        progress.update(len(shard))
         entries.append(record["shard"])
-        skipped += record["skipped"]
         for label, n in record["class_counts"].items():
             totals[label] = totals.get(label, 0) + n
     counts = {name: totals.get(name, 0) for name in labels}
     return {"num_records": sum(e["records"] for e in entries), "class_counts": counts,
-            "shards": entries, "skipped": skipped}
+            "shards": entries}
 
 
 def _fail_if_strict(cfg: ConvertConfig, skipped: list[dict]) -> None:
@@ -234,26 +248,30 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
 
     Raises:
       ValueError: a bad source (missing, empty class, < 2 classes, unknown TFDS name).
-      BuildError: `strict` and some files were rejected; no manifest is written.
+      BuildError: `strict` and some files were rejected; nothing is written.
     """
     # Workers only run Pillow code; forking before any TF op has run keeps them clean.
     workers = cfg.num_workers or os.cpu_count() or 1
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, _ignore_sigint) as pool:
         source = _load_source(cfg)
-        os.makedirs(os.path.join(cfg.output, _SIDECAR_DIR), exist_ok=True)
-        if os.path.exists(os.path.join(cfg.output, schema.MANIFEST_FILE)):
-            # Until the new manifest lands, no reader may trust the old one.
-            os.remove(os.path.join(cfg.output, schema.MANIFEST_FILE))
-        scanned = pool.imap(_scan_one, source.items, chunksize=16)
+        logging.info("read %s as %s: %d files, %d classes", cfg.source, source.layout or "TFDS",
+                     len(source.items) + len(source.stray), len(source.labels))
+        for link, reason in source.links:
+            logging.warning("%s: %s", link, reason)
+        scanned = pool.imap(_scan_one, [(i, cfg.max_pixels) for i in source.items], chunksize=16)
         hashes, sizes, accepted = {}, {}, []
         skipped = [{"file": f, "reason": r} for f, r in source.stray]
+        progress = Progress("scanning", len(source.items))
         for item, (digest, size, reason) in zip(source.items, scanned):
+            progress.update()
             if reason:
                 skipped.append({"file": item.relpath, "reason": reason})
             else:
                 hashes[item.relpath], sizes[item.relpath] = digest, size
                 accepted.append(item)
-        logging.info("found %d files, %d pass the gate", len(source.items), len(accepted))
+        logging.info("found %d files: %d pass the gate, %d skipped", len(source.items)
+                     + len(source.stray), len(accepted), len(skipped))
+        skipped.sort(key=lambda s: s["file"])
         _fail_if_strict(cfg, skipped)
         accepted = sources.stratified_split(accepted, cfg.val_fraction, cfg.seed)
         within, across, droppable = find_duplicates(accepted, hashes)
@@ -268,19 +286,26 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
             if not members:
                 raise ValueError(f"no usable images for the {split} split of {cfg.source}")
             plans[split] = plan_shards(members, index, sizes, cfg)
+        # Nothing is written before this point, so a refused build leaves OUT as it was.
+        os.makedirs(os.path.join(cfg.output, _SIDECAR_DIR), exist_ok=True)
+        if os.path.exists(os.path.join(cfg.output, schema.MANIFEST_FILE)):
+            # Until the new manifest lands, no reader may trust the old one.
+            os.remove(os.path.join(cfg.output, schema.MANIFEST_FILE))
         _remove_stale(cfg.output, {
             schema.shard_name(s, i, len(p)) for s, p in plans.items() for i in range(len(p))})
+        for split, plan in plans.items():
+            counts = {source.labels[i]: sum(1 for s in plan for m in s if m.label == i)
+                      for i in range(len(source.labels))}
+            logging.info("%s: %d images, per class %s", split, sum(map(len, plan)), counts)
         splits = {s: _write_split(pool, cfg, s, p, hashes, source.labels) for s, p in plans.items()}
-    for split in splits.values():
-        skipped += split.pop("skipped")
-    skipped.sort(key=lambda s: s["file"])
-    _fail_if_strict(cfg, skipped)
     result = {
         "format_version": 1, "tool": "visiontrain-data", "tool_version": visiontrain.__version__,
         "source": cfg.source, "flags": config_lib.to_dict(cfg),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,
-        "skipped": skipped, "duplicates": {"within_split": within, "across_splits": across},
+        "skipped": skipped, "layout": source.layout,
+        "links_not_followed": [{"link": k, "reason": r} for k, r in source.links],
+        "duplicates": {"within_split": within, "across_splits": across},
     }
     fileio.write_json_atomic(os.path.join(cfg.output, schema.LABELS_FILE), list(source.labels))
     fileio.write_json_atomic(os.path.join(cfg.output, schema.MANIFEST_FILE), result)

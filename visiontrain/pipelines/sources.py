@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 
 import numpy as np
 
 SPLITS = ("train", "validation")
-_VALIDATION_DIRS = ("validation", "val")
+# Top-level folder names that mean "a split", and the split each one feeds. "test"
+# feeds validation only when there is no val/validation folder; otherwise it is kept
+# out, so it stays a clean held-out set.
+_SPLIT_DIRS = {"train": "train", "val": "validation", "validation": "validation",
+               "test": "validation"}
+
+_HIDDEN = "hidden file or folder (name starts with '.')"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,81 +47,197 @@ class Source:
 
     labels: tuple[str, ...]
     items: tuple[SourceItem, ...]
-    # Files found where no class can be inferred, as (relpath, reason).
+    # Files found but not usable as items, as (relpath, reason).
     stray: tuple[tuple[str, str], ...] = ()
+    # Directory links not followed (loops, repeats, broken), as (relpath, reason).
+    links: tuple[tuple[str, str], ...] = ()
+    # How the tree was read, for the log: "class folders" or which split folders.
+    layout: str = ""
 
 
-def _visible(names: list[str]) -> list[str]:
-    # Hidden files (.DS_Store, editor swap files) are not data and are not counted.
-    return sorted(n for n in names if not n.startswith("."))
+@dataclasses.dataclass
+class _Walk:
+    """The state of one scan: every real directory and file seen, by (device, inode)."""
+
+    base: str
+    seen: dict[tuple[int, int], str] = dataclasses.field(default_factory=dict)
+    stray: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    links: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def rel(self, path: str) -> str:
+        return os.path.relpath(path, self.base)
+
+    def first_visit(self, path: str, st: os.stat_result) -> str | None:
+        """None the first time a real file or directory is met, else where it was met."""
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen:
+            return self.seen[key]
+        self.seen[key] = self.rel(path)
+        return None
 
 
-def _class_dirs(root: str) -> list[str]:
-    return [n for n in _visible(os.listdir(root)) if os.path.isdir(os.path.join(root, n))]
+def _entries(directory: str) -> list[os.DirEntry]:
+    with os.scandir(directory) as it:
+        return sorted(it, key=lambda e: e.name)
 
 
-def _files_under(directory: str) -> list[str]:
+def _visit(walk: _Walk, path: str, links: list[str] | None) -> list[str]:
+    """The regular files at or under `path`; links are deferred to `links` unless None."""
+    rel = walk.rel(path)
+    if links is not None and os.path.islink(path):
+        links.append(path)
+        return []
+    try:
+        st = os.stat(path)
+    except OSError:
+        walk.stray.append((rel, "broken link: its target does not exist"))
+        return []
+    is_dir = stat.S_ISDIR(st.st_mode)
+    earlier = walk.first_visit(path, st)
+    if earlier is not None:
+        loop = is_dir and (earlier == "." or rel.startswith(earlier + os.sep))
+        reason = f"already scanned as {earlier}" + (" (a loop)" if loop else "")
+        (walk.links if is_dir else walk.stray).append((rel, f"link not followed: {reason}"))
+        return []
+    if is_dir:
+        return _walk_files(walk, path, links)
+    if stat.S_ISREG(st.st_mode):
+        return [path]
+    walk.stray.append((rel, "not a regular file"))
+    return []
+
+
+def _walk_files(walk: _Walk, directory: str, links: list[str] | None) -> list[str]:
+    """Every regular file under `directory`, nothing met twice (by device and inode)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        dirnames[:] = _visible(dirnames)
-        found += [os.path.join(dirpath, n) for n in _visible(filenames)]
-    return sorted(found)
+    for entry in _entries(directory):
+        if entry.name.startswith("."):
+            # Not data (.DS_Store, editor swap files), but counted so nothing vanishes.
+            walk.stray.append((walk.rel(entry.path), _HIDDEN))
+        else:
+            found += _visit(walk, entry.path, links)
+    return found
 
 
-def _scan_tree(root: str, base: str, split: str | None, labels: list[str]) -> list[SourceItem]:
+def _visible_dirs(root: str) -> list[str]:
+    return [e.name for e in _entries(root) if not e.name.startswith(".") and e.is_dir()]
+
+
+def _top_files(walk: _Walk, root: str) -> None:
+    for entry in _entries(root):
+        if entry.name.startswith("."):
+            walk.stray.append((walk.rel(entry.path), _HIDDEN))
+        elif not entry.is_dir():
+            walk.stray.append((walk.rel(entry.path), "not inside a class directory"))
+
+
+def split_layout(root: str) -> dict[str, str | None]:
+    """Which top-level folders of `root` are splits: {folder: split, or None to skip}.
+
+    Returns {} for a plain class-per-folder tree.
+
+    Raises:
+      ValueError: split-like folders next to other folders, or an ambiguous set.
+    """
+    subdirs = _visible_dirs(root)
+    split_like = [d for d in subdirs if d.lower() in _SPLIT_DIRS]
+    if not split_like:
+        return {}
+    others = [d for d in subdirs if d not in split_like]
+    lowered = {d.lower(): d for d in split_like}
+    validation = [d for d in split_like if d.lower() in ("val", "validation")]
+    if others or "train" not in lowered or len(validation) > 1:
+        raise ValueError(
+            f"--source={root} has split folders {split_like} next to {others or 'nothing else'}"
+            f"{'' if 'train' in lowered else ' and no train/'}; lay it out either as "
+            "SOURCE/CLASS/image or as SOURCE/train/CLASS/image with one of "
+            "SOURCE/{val,validation,test}/CLASS/image"
+        )
+    layout = {lowered["train"]: "train"}
+    for d in split_like:
+        if d.lower() == "test":
+            layout[d] = None if validation else "validation"
+    if validation:
+        layout[validation[0]] = "validation"
+    return layout
+
+
+def _claim_class_dirs(walk: _Walk, trees: dict[str, str | None], labels: list[str]) -> None:
+    # Every class folder is claimed before any is walked, so a link from inside one
+    # class to another class folder is refused instead of relabelling its files.
+    for tree in trees:
+        for name in labels:
+            class_dir = os.path.join(tree, name)
+            if not os.path.isdir(class_dir):
+                continue
+            earlier = walk.first_visit(class_dir, os.stat(class_dir))
+            if earlier is not None:
+                raise ValueError(
+                    f"class folders {earlier} and {walk.rel(class_dir)} are the same directory "
+                    "(a link); keep one of them"
+                )
+
+
+def _scan_classes(walk: _Walk, trees: dict[str, str | None], labels: list[str]) -> list:
+    # Two passes: the real tree first, then the links found in it. A file or folder
+    # that is both somewhere real and behind a link thus keeps its real class.
+    found = {}
+    for tree, split in trees.items():
+        for label, name in enumerate(labels):
+            class_dir = os.path.join(tree, name)
+            if os.path.isdir(class_dir):
+                links: list[str] = []
+                found[class_dir] = (split, label, _walk_files(walk, class_dir, links), links)
     items = []
-    for label, name in enumerate(labels):
-        class_dir = os.path.join(root, name)
-        if not os.path.isdir(class_dir):
-            continue
-        files = _files_under(class_dir)
+    for class_dir, (split, label, files, links) in found.items():
+        for link in links:
+            files = files + _visit(walk, link, None)
         if not files:
             raise ValueError(
                 f"class directory {class_dir} is empty; add images or remove the directory"
             )
-        items += [
-            SourceItem(os.path.relpath(p, base), label, split, path=p) for p in files
-        ]
+        # The label is the class folder the file was found under, even through a link.
+        items += [SourceItem(walk.rel(p), label, split, path=p) for p in sorted(files)]
     return items
 
 
-def _stray_files(root: str, base: str) -> list[tuple[str, str]]:
-    paths = [os.path.join(root, n) for n in _visible(os.listdir(root))]
-    return [(os.path.relpath(p, base), "not inside a class directory")
-            for p in paths if os.path.isfile(p)]
-
-
 def scan_folder(root: str) -> Source:
-    """Scans `root/CLASS/...` or `root/{train,val|validation}/CLASS/...`.
+    """Scans `root/CLASS/...` or `root/train/CLASS/...` with `root/{val,validation,test}/...`.
 
-    Labels are the sorted class directory names (across both splits when the tree
-    is already split). Files are found recursively and in sorted order.
+    Labels are the sorted class directory names (across splits when the tree is
+    already split). Files are found recursively, in sorted order, following links
+    to directories but never meeting a real directory or file twice.
 
     Raises:
-      ValueError: `root` is not a directory, a class directory is empty, or there
-        are fewer than 2 classes.
+      ValueError: `root` is not a directory, a class directory is empty, the split
+        folders are mixed with other folders, or there are fewer than 2 classes.
     """
     if not os.path.isdir(root):
         raise ValueError(f"--source={root} is not a directory")
-    subdirs = _class_dirs(root)
-    val_dir = next((d for d in _VALIDATION_DIRS if d in subdirs), None)
-    if "train" in subdirs and val_dir:
-        trees = {"train": os.path.join(root, "train"), "validation": os.path.join(root, val_dir)}
-        labels = sorted(set(_class_dirs(trees["train"])) | set(_class_dirs(trees["validation"])))
-        stray = _stray_files(trees["train"], root) + _stray_files(trees["validation"], root)
-    else:
-        trees = {None: root}
-        labels = subdirs
-        stray = _stray_files(root, root)
+    walk = _Walk(root)
+    walk.first_visit(root, os.stat(root))
+    _top_files(walk, root)
+    layout = split_layout(root)
+    trees = {os.path.join(root, d): s for d, s in layout.items()} or {root: None}
+    for tree, split in list(trees.items()):
+        if tree != root:
+            walk.first_visit(tree, os.stat(tree))
+            _top_files(walk, tree)
+        if split is None and tree != root:
+            walk.stray += [(walk.rel(f), "in a test/ folder kept out: validation comes from "
+                            "val/ or validation/") for f in _walk_files(walk, tree, None)]
+            del trees[tree]
+    labels = sorted({name for tree in trees for name in _visible_dirs(tree)})
     if len(labels) < 2:
         raise ValueError(
             f"--source={root} has {len(labels)} class directories ({labels}); a classifier "
             "needs at least 2: put each class's images in its own sub-directory"
         )
-    items = []
-    for split, tree in trees.items():
-        items += _scan_tree(tree, root, split, labels)
-    return Source(tuple(labels), tuple(items), tuple(stray))
+    _claim_class_dirs(walk, trees, labels)
+    items = _scan_classes(walk, trees, labels)
+    described = ", ".join(f"{os.path.basename(t)}/ -> {s}" for t, s in trees.items() if s)
+    return Source(tuple(labels), tuple(items), tuple(sorted(walk.stray)), tuple(walk.links),
+                  f"split folders ({described})" if layout else "class folders")
 
 
 def stratified_split(

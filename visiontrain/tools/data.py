@@ -16,10 +16,12 @@ from absl import app, flags, logging
 
 from visiontrain import fileio
 from visiontrain.flags import convert as convert_flags
-from visiontrain.pipelines import make_tfrecords, manifest, schema
+from visiontrain.pipelines import make_tfrecords, manifest, preprocess, schema
 
 _OUT = flags.DEFINE_string("out", "", "inspect: grid PNG path (default DIR/inspect_grid.png).")
 _SAMPLES = flags.DEFINE_integer("samples_per_class", 8, "inspect: images per class in the grid.")
+# 128 + SIGINT, the shell's code for a process ended by Ctrl-C.
+EXIT_INTERRUPTED = 130
 _TILE = 64
 _GAP = 2
 
@@ -37,6 +39,11 @@ def _build() -> None:
         _fail(str(err))
     except make_tfrecords.BuildError as err:
         _fail(str(err), code=1)
+    except KeyboardInterrupt:
+        _fail("interrupted; complete shards are kept, rerun the same command to resume",
+              code=EXIT_INTERRUPTED)
+    print(f"layout: {result['layout'] or 'TFDS splits'}")
+    print(count_table(result))
     for split, info in result["splits"].items():
         print(f"{split}: {info['num_records']} records in {len(info['shards'])} shards")
     print(f"skipped {len(result['skipped'])} file(s); manifest in {cfg.output}")
@@ -80,7 +87,7 @@ def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
         features = schema.parse_example(record)
         row = rows[int(features[schema.LABEL])]
         if len(row) < per_class:
-            image = tf.io.decode_image(features[schema.ENCODED], 3, expand_animations=False)
+            image = preprocess.decode_rgb(features[schema.ENCODED])
             row.append(tf.cast(tf.image.resize_with_pad(image, _TILE, _TILE), tf.uint8).numpy())
         if all(len(r) >= per_class for r in rows):
             break
