@@ -42,3 +42,15 @@ def test_decoded_images_pixel_limit():
     assert check(tf.zeros([2, 5, 6, 3], tf.uint8)).shape == (2, 5, 6, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="1 to 30 pixels"):
         check(tf.zeros([1, 6, 6, 3], tf.uint8))
+
+
+def test_truncated_files_are_named_by_index_before_any_decoder_runs():
+    rng = np.random.default_rng(0)
+    jpeg = tf.io.encode_jpeg(rng.integers(0, 255, (32, 32, 3), np.uint8)).numpy()
+    cut = [jpeg[: len(jpeg) // 2], PNG[:-12], jpeg[:-2]]
+    assert validate.truncated(tf.constant([jpeg, PNG, GIF + b";", *cut])).numpy().tolist() == [
+        False, False, False, True, True, True]
+    check = tf.function(lambda e: validate.check_encoded(e, 10_000, "image_bytes"))
+    for bad in cut:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\] \[1\].*truncated"):
+            check(tf.constant([jpeg, bad]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Callable
 
 import tensorflow as tf
@@ -22,26 +23,74 @@ def load_signature(saved_model_dir: str, name: str = "serving_default"):
     return loaded.signatures[name]
 
 
-def predict_files(saved_model_dir: str, paths: list[str]) -> list[dict[str, Any]]:
-    """Top-k predictions for image files, one dict per file, in order."""
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise FileNotFoundError(f"No such image file(s): {', '.join(missing)}")
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given, and every visible file under each directory, in sorted order."""
+    files = []
+    for path in paths:
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        for directory, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files += [os.path.join(directory, n) for n in sorted(filenames) if n[0] != "."]
+    return files
+
+
+def _read(path: str) -> bytes | str:
+    if not os.path.exists(path):
+        return "no such file or directory"
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        return f"unreadable: {err.strerror}"
+
+
+def _reason(err: tf.errors.OpError) -> str:
+    # The request checks' message sits after "assertion failed:" in bracketed parts;
+    # the graph location around it means nothing to a user.
+    text = err.message.split("assertion failed:", 1)[-1].split("\n")[0]
+    text = re.sub(r"\{\{[^}]*\}\}", "", text).replace("] [", " ").strip(" []")
+    return re.sub(r"element\(s\) at index \d+ (are|is)", "the file is", text)
+
+
+def _top_k(out: dict[str, tf.Tensor], row: int) -> list[dict[str, Any]]:
+    labels, scores = out["top_k_labels"].numpy()[row], out["top_k_scores"].numpy()[row]
+    return [{"label": t.decode(), "score": float(s)} for t, s in zip(labels, scores)]
+
+
+def predict_files(
+    saved_model_dir: str, paths: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Top-k predictions for every readable, valid image file; the rest as failures.
+
+    Directories are expanded. The good files go as one request; when the model
+    refuses it, each file goes alone, so one bad file costs only its own answer.
+
+    Returns:
+      (predictions: {"file", "top_k"} per good file, in order,
+       failures: {"file", "error"} per file that could not be answered).
+    """
     serve = load_signature(saved_model_dir)
-    encoded = [open(p, "rb").read() for p in paths]
-    out = serve(image_bytes=tf.constant(encoded))
-    labels = out["top_k_labels"].numpy()
-    scores = out["top_k_scores"].numpy()
-    return [
-        {
-            "file": path,
-            "top_k": [
-                {"label": label.decode(), "score": float(score)}
-                for label, score in zip(labels[i], scores[i])
-            ],
-        }
-        for i, path in enumerate(paths)
-    ]
+    files = expand_paths(paths)
+    contents = {path: _read(path) for path in files}
+    failures = [{"file": p, "error": c} for p, c in contents.items() if isinstance(c, str)]
+    good = [p for p in files if not isinstance(contents[p], str)]
+    if not good:
+        return [], failures
+    try:
+        out = serve(image_bytes=tf.constant([contents[p] for p in good]))
+        return [{"file": p, "top_k": _top_k(out, i)} for i, p in enumerate(good)], failures
+    except tf.errors.InvalidArgumentError:
+        pass
+    predictions = []
+    for path in good:
+        try:
+            out = serve(image_bytes=tf.constant([contents[path]]))
+            predictions.append({"file": path, "top_k": _top_k(out, 0)})
+        except tf.errors.InvalidArgumentError as err:
+            failures.append({"file": path, "error": _reason(err)})
+    return predictions, sorted(failures, key=lambda f: files.index(f["file"]))
 
 
 def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:

@@ -75,6 +75,36 @@ def header_pixels(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return known, pixels
 
 
+def _contains(encoded: tf.Tensor, marker: bytes) -> tf.Tensor:
+    # Splitting on a byte string is byte-exact, unlike regexes, which read UTF-8.
+    return tf.strings.split(encoded, marker).row_lengths() > 1
+
+
+def _last_piece(encoded: tf.Tensor, marker: bytes) -> tf.Tensor:
+    pieces = tf.strings.split(encoded, marker)
+    return tf.gather(pieces.values, pieces.row_limits() - 1)
+
+
+def truncated(encoded: tf.Tensor) -> tf.Tensor:
+    """True where a JPEG, PNG or GIF lacks its end marker: the file was cut short.
+
+    The same structural test as the converter's gate (`image_gate`), so a file
+    one accepts the other accepts. A JPEG must end its last scan (SOS, FFDA) with
+    an end-of-image marker (FFD9); checking after the last scan keeps an embedded
+    EXIF thumbnail's FFD9 from hiding a cut. Without this, the decoder fails with
+    "jpeg::Uncompress failed" and no element index.
+    """
+    header = _header(encoded)
+    jpeg, png, gif = (preprocess.has_magic(header, f) for f in ("jpeg", "png", "gif"))
+    jpeg_ok = _contains(encoded, b"\xff\xda") & _contains(
+        _last_piece(encoded, b"\xff\xda"), b"\xff\xd9")
+    png_ok = _contains(encoded, b"IEND")
+    # A GIF ends in its trailer byte ";"; the gate looks for it in the last 16 bytes.
+    tail = tf.strings.substr(tf.strings.join([b"\0" * 16, encoded]), -16, 16)
+    gif_ok = _contains(tail, b";")
+    return (jpeg & ~jpeg_ok) | (png & ~png_ok) | (gif & ~gif_ok)
+
+
 def check_encoded(encoded: tf.Tensor, max_pixels: int, input_name: str) -> tf.Tensor:
     """`encoded` unchanged, once every element passed the format and size checks.
 
@@ -82,7 +112,19 @@ def check_encoded(encoded: tf.Tensor, max_pixels: int, input_name: str) -> tf.Te
       tf.errors.InvalidArgumentError naming the offending indices and the limit.
     """
     encoded = tf.ensure_shape(encoded, [None])
-    known, pixels = header_pixels(encoded)
+    cut = truncated(encoded)
+    # First: reading the JPEG header of a cut file fails without naming the element.
+    complete = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(cut)),
+        [
+            f"{input_name}: element(s) at index",
+            tf.where(cut)[:, 0],
+            "are truncated (no end-of-image marker); send the whole file.",
+        ],
+        summarize=16,
+    )
+    with tf.control_dependencies([complete]):
+        known, pixels = header_pixels(encoded)
     unknown_at = tf.where(tf.logical_not(known))[:, 0]
     known_format = tf.debugging.Assert(
         tf.reduce_all(known),

@@ -1,15 +1,19 @@
 """visiontrain-predict: top-k labels for image files through an exported SavedModel.
 
-    visiontrain-predict --saved_model=models/digits/1 a.png b.jpg [--json]
+    visiontrain-predict --saved_model=models/digits/1 a.png b.jpg photos/ [--json]
+
+Every readable file is answered; each one that is not is named on stderr, and the
+exit code is then 2.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 from absl import flags
 
-from visiontrain.tools.common import run_main
+from visiontrain.tools.common import EXIT_USER_ERROR, run_main
 
 flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT/NAME/N).")
 flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
@@ -17,19 +21,25 @@ flags.mark_flag_as_required("saved_model")
 FLAGS = flags.FLAGS
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        raise ValueError("Name one or more image files after the flags.")
+        raise ValueError("Name one or more image files or directories after the flags.")
     from visiontrain.serving.predict import predict_files
 
-    predictions = predict_files(FLAGS.saved_model, argv[1:])
+    predictions, failures = predict_files(FLAGS.saved_model, argv[1:])
     if FLAGS.json:
         print(json.dumps(predictions, indent=2))
-        return
-    width = max(len(p["file"]) for p in predictions)
-    for p in predictions:
-        ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in p["top_k"])
-        print(f"{p['file']:<{width}}  {ranked}")
+    elif predictions:
+        width = max(len(p["file"]) for p in predictions)
+        for p in predictions:
+            ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in p["top_k"])
+            print(f"{p['file']:<{width}}  {ranked}")
+    for failure in failures:
+        print(f"visiontrain-predict: error: {failure['file']}: {failure['error']}",
+              file=sys.stderr)
+    if not predictions and not failures:
+        raise ValueError(f"no image files in {' '.join(argv[1:])} (directories are searched)")
+    return EXIT_USER_ERROR if failures else 0
 
 
 def run() -> None:
