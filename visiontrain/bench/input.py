@@ -72,16 +72,16 @@ def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch
     import tensorflow as tf
 
     from visiontrain.config import DataConfig
-    from visiontrain.pipelines import datasets, manifest, preprocess, schema
+    from visiontrain.pipelines import datasets, preprocess, record_sources, schema
 
-    shards = datasets.split_shards(shards_dir, manifest.load_manifest(shards_dir), "train")
+    source = record_sources.ShardSource(shards_dir)
     config = DataConfig(data_dir=shards_dir, image_size=image_size, seed=epoch)
     if name == "ours":
-        records = sum(s["records"] for s in shards) // batch * batch
+        records = sum(f.records for f in source.files("train")) // batch * batch
         return datasets.make_train_dataset(
-            shards, config, epoch=epoch, batch_size=batch, records_per_epoch=records
+            source, config, epoch=epoch, batch_size=batch, records_per_epoch=records
         )
-    files = [s["path"] for s in shards]
+    files = [f.path for f in source.files("train")]
     if name == "ceiling":
         records = tf.data.Dataset.from_tensor_slices(files).interleave(
             tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE

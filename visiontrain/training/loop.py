@@ -25,7 +25,7 @@ from visiontrain import fileio
 from visiontrain.augment import policy as augment_lib
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import datasets, tfds_reader
+from visiontrain.pipelines import datasets
 from visiontrain.training import (
     checkpoints,
     optim,
@@ -82,11 +82,9 @@ def seed_everything(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
+def make_input(data: DataConfig) -> datasets.Reader:
     """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
-    if tfds_reader.tfds_spec(data.data_dir):
-        return tfds_reader.TfdsInput(data)
-    return datasets.ShardInput(data)
+    return datasets.make_reader(data)
 
 
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
@@ -111,7 +109,7 @@ def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
 
 
 def log_augmented_samples(
-    source: datasets.ShardInput | tfds_reader.TfdsInput,
+    source: datasets.Reader,
     augmenter: augment_lib.Augmenter,
     position: dict[str, int],
     logdir: str,
