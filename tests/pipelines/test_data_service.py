@@ -13,7 +13,7 @@ import tensorflow as tf
 from tests.helpers import shards
 from tests.helpers.runs import run_train, write_digits
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import data_service, datasets, record_sources
+from visiontrain.pipelines import data_service, datasets, epoch_order, record_sources
 
 NAMES = ("a", "b", "c")
 NUM_TRAIN = 23
@@ -101,6 +101,20 @@ def test_the_dropped_remainder_changes_with_the_epoch(data_dirs, cluster):
     assert len({frozenset(k) for k in kept}) > 1
 
 
+def test_epochs_on_service_follow_one_another_exactly_once(data_dirs, cluster):
+    source = datasets.make_reader(
+        DataConfig(data_dir=data_dirs[3], image_size=8, shuffle_buffer=4, tf_data_service=cluster)
+    )
+    steps = source.steps_per_epoch(BATCH)
+    batches = list(source.train_dataset(epoch=0, epochs=2, batch_size=BATCH,
+                                        records_per_epoch=steps * BATCH,
+                                        with_keys=True).as_numpy_iterator())
+    assert len(batches) == 2 * steps
+    for epoch_batches in (batches[:steps], batches[steps:]):
+        keys = [k for _, _, batch_keys in epoch_batches for k in batch_keys]
+        assert len(keys) == len(set(keys)) == steps * BATCH
+
+
 def test_a_rebuilt_epoch_gets_a_fresh_job(data_dirs, cluster):
     # A restarted run rebuilds the same epoch; a shared job name would hand it the
     # finished job of the first build, i.e. no data.
@@ -126,7 +140,7 @@ def test_indexed_records_keep_exactly_the_masked_share(data_dirs, stride, phase)
     source = record_sources.ShardSource(data_dirs[3])
     files = source.files("train")
     share_size = len(range(phase, NUM_TRAIN, stride))
-    keep = datasets.remainder_mask(share_size, share_size - 2, seed=5)
+    keep = epoch_order.remainder_mask(share_size, share_size - 2, seed=5).numpy()
     records = data_service.indexed_records(files, source.read, np.array([2, 0, 1]), keep,
                                            stride, phase)
     indices = [int(i) for i, _ in records.as_numpy_iterator()]

@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from tests.helpers import shards
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import datasets, preprocess, tfds_reader
+from visiontrain.pipelines import datasets, epoch_order, preprocess, tfds_reader
 
 NUM_TRAIN, NUM_VAL = 21, 5
 
@@ -70,7 +70,7 @@ def test_labels_digest_and_file_count(tfds_dir):
 @pytest.mark.parametrize("num_pipelines", [1, 2])
 def test_every_example_once_per_epoch(tfds_dir, num_pipelines):
     source = _source(tfds_dir)
-    assert datasets.pipeline_share(source.source.files("train"), num_pipelines,
+    assert epoch_order.pipeline_share(source.source.files("train"), num_pipelines,
                                    0).policy == "file"
     seen = [k for p in range(num_pipelines)
             for k in shards.epoch_keys(source, epoch=0, batch=2, num_pipelines=num_pipelines,
@@ -88,7 +88,7 @@ def test_a_batch_larger_than_a_pipeline_share_is_refused(tfds_dir):
 def test_record_sharding_when_files_are_fewer_than_pipelines(tfds_dir):
     source = _source(tfds_dir)
     files = len(source.source.files("train"))
-    assert datasets.pipeline_share(source.source.files("train"), files + 1,
+    assert epoch_order.pipeline_share(source.source.files("train"), files + 1,
                                    0).policy == "record"
     seen = [k for p in range(files + 1)
             for k in shards.epoch_keys(source, epoch=0, batch=1, num_pipelines=files + 1,

@@ -97,8 +97,8 @@ def share_offsets(files: Sequence[RecordFile]) -> tuple[np.ndarray, np.ndarray]:
 def indexed_records(
     files: Sequence[RecordFile],
     read: Callable[[tf.Tensor], tf.data.Dataset],
-    file_order: np.ndarray,
-    keep: np.ndarray,
+    file_order: np.ndarray | tf.Tensor,
+    keep: np.ndarray | tf.Tensor,
     stride: int = 1,
     phase: int = 0,
 ) -> tf.data.Dataset:
@@ -112,12 +112,12 @@ def indexed_records(
     """
     offsets, counts = share_offsets(files)
     # The trailing False drops any record past the files' counts.
-    keep_table = tf.constant(np.append(keep, False))
+    keep_table = tf.concat([tf.convert_to_tensor(keep, tf.bool), [False]], axis=0)
     last = len(keep)
-    order = np.asarray(file_order)
-    sources = tf.data.Dataset.from_tensor_slices(
-        ([files[i].path for i in order], offsets[order], counts[order])
-    )
+    sources = tf.data.Dataset.from_tensor_slices(tuple(
+        tf.gather(column, file_order)
+        for column in ([f.path for f in files], offsets, counts)
+    ))
 
     def read_indexed(path, offset, count):
         return read(path).enumerate().map(

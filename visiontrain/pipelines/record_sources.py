@@ -64,6 +64,7 @@ def split_shards(data_dir: str, manifest: dict[str, Any], split: str) -> list[di
     ]
 
 
+@tf.autograph.experimental.do_not_convert
 def _parse_shard_record(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     features = schema.parse_example(serialized)
     return {IMAGE: features[schema.ENCODED], LABEL: tf.cast(features[schema.LABEL], tf.int32),

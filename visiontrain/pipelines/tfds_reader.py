@@ -78,6 +78,7 @@ class TfdsSource:
         features = self.builder.info.features
         decoders = {self.image_key: tfds.decode.SkipDecoding()}
 
+        @tf.autograph.experimental.do_not_convert
         def parse(index, serialized):
             example = features.deserialize_example(serialized, decoders=decoders)
             key = tf.strings.join([path, tf.strings.as_string(index)], separator="__")
