@@ -208,6 +208,7 @@ def test_tfds_source_with_local_builder(tmp_path):
 
 KILL_SCRIPT = """
 import sys
+from visiontrain.config import ConvertConfig
 from visiontrain.pipelines import make_tfrecords
 make_tfrecords.build(ConvertConfig(
     source=sys.argv[1], output=sys.argv[2], num_shards=6, num_workers=1, keep_png=True))
