@@ -39,7 +39,7 @@ def write_shard_dirs(tmp_path_factory, names, num_train, num_val, shard_counts=(
 
 def epoch_keys(source, *, epoch, batch, image_size=8, num_pipelines=1, pipeline_id=0,
                start_record=0):
-    """The record keys of one training epoch of `source` (ShardInput or TfdsInput), in order.
+    """The record keys of one training epoch of `source` (a `datasets.Reader`), in order.
 
     Checks every batch's dtype and shape, and that the epoch has exactly the
     manifest's steps x batch records, minus those already consumed.

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tests.helpers import shards
 from tests.helpers.runs import run_train, write_digits
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import data_service, datasets
+from visiontrain.pipelines import data_service, datasets, epoch_order, record_sources
 
 NAMES = ("a", "b", "c")
 NUM_TRAIN = 23
@@ -47,7 +47,7 @@ def _all_keys():
 
 
 def _epoch(data_dir, address, *, epoch=0, start_record=0, num_pipelines=1, pipeline_id=0):
-    source = datasets.ShardInput(
+    source = datasets.make_reader(
         DataConfig(data_dir=data_dir, image_size=8, shuffle_buffer=4, tf_data_service=address)
     )
     steps = source.steps_per_epoch(BATCH * num_pipelines, num_pipelines)
@@ -74,7 +74,7 @@ def test_epoch_on_service_is_exactly_once_with_full_batches(data_dirs, cluster, 
 
 def test_element_spec_has_a_static_batch(data_dirs, cluster):
     config = DataConfig(data_dir=data_dirs[3], image_size=8, tf_data_service=cluster)
-    dataset = datasets.ShardInput(config).train_dataset(
+    dataset = datasets.make_reader(config).train_dataset(
         epoch=0, batch_size=BATCH, records_per_epoch=20)
     assert dataset.element_spec[0].shape.as_list() == [BATCH, 8, 8, 3]
     assert dataset.element_spec[1].shape.as_list() == [BATCH]
@@ -101,6 +101,20 @@ def test_the_dropped_remainder_changes_with_the_epoch(data_dirs, cluster):
     assert len({frozenset(k) for k in kept}) > 1
 
 
+def test_epochs_on_service_follow_one_another_exactly_once(data_dirs, cluster):
+    source = datasets.make_reader(
+        DataConfig(data_dir=data_dirs[3], image_size=8, shuffle_buffer=4, tf_data_service=cluster)
+    )
+    steps = source.steps_per_epoch(BATCH)
+    batches = list(source.train_dataset(epoch=0, epochs=2, batch_size=BATCH,
+                                        records_per_epoch=steps * BATCH,
+                                        with_keys=True).as_numpy_iterator())
+    assert len(batches) == 2 * steps
+    for epoch_batches in (batches[:steps], batches[steps:]):
+        keys = [k for _, _, batch_keys in epoch_batches for k in batch_keys]
+        assert len(keys) == len(set(keys)) == steps * BATCH
+
+
 def test_a_rebuilt_epoch_gets_a_fresh_job(data_dirs, cluster):
     # A restarted run rebuilds the same epoch; a shared job name would hand it the
     # finished job of the first build, i.e. no data.
@@ -123,16 +137,15 @@ def test_mid_epoch_resume_on_service_is_exact_in_steps(data_dirs, cluster, caplo
 
 @pytest.mark.parametrize("stride, phase", [(1, 0), (2, 0), (2, 1), (3, 2)])
 def test_indexed_records_keep_exactly_the_masked_share(data_dirs, stride, phase):
-    entries = datasets.split_shards(data_dirs[3], json.load(open(
-        os.path.join(data_dirs[3], "manifest.json"))), "train")
-    files = tuple(e["path"] for e in entries)
+    source = record_sources.ShardSource(data_dirs[3])
+    files = source.files("train")
     share_size = len(range(phase, NUM_TRAIN, stride))
-    keep = datasets.remainder_mask(share_size, share_size - 2, seed=5)
-    records = data_service.indexed_records(files, entries, np.array([2, 0, 1]), keep,
+    keep = epoch_order.remainder_mask(share_size, share_size - 2, seed=5).numpy()
+    records = data_service.indexed_records(files, source.read, np.array([2, 0, 1]), keep,
                                            stride, phase)
     indices = [int(i) for i, _ in records.as_numpy_iterator()]
     assert sorted(indices) == np.flatnonzero(keep).tolist()
-    offsets, counts = data_service.share_offsets(files, entries)
+    offsets, counts = data_service.share_offsets(files)
     assert counts.sum() == NUM_TRAIN and offsets.tolist() == [0, 8, 16]
 
 
@@ -162,14 +175,14 @@ def _closed_port():
 
 def test_an_unreachable_dispatcher_fails_the_preflight(data_dirs):
     address = f"grpc://127.0.0.1:{_closed_port()}"
-    source = datasets.ShardInput(DataConfig(data_dir=data_dirs[3], tf_data_service=address))
+    source = datasets.make_reader(DataConfig(data_dir=data_dirs[3], tf_data_service=address))
     with pytest.raises(ValueError, match=f"No tf.data service dispatcher answers at "
                                          f"--tf_data_service={address}"):
         source.preflight()
 
 
 def test_a_running_dispatcher_passes_the_preflight(data_dirs, cluster):
-    datasets.ShardInput(DataConfig(data_dir=data_dirs[3], tf_data_service=cluster)).preflight()
+    datasets.make_reader(DataConfig(data_dir=data_dirs[3], tf_data_service=cluster)).preflight()
 
 
 @pytest.mark.slow

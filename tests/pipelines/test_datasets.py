@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tests.helpers import shards
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import datasets
+from visiontrain.pipelines import datasets, epoch_order, record_sources
 from visiontrain.pipelines import manifest as manifest_lib
 
 NAMES = ("a", "b", "c")
@@ -27,7 +27,11 @@ def _config(data_dir, **kw):
 
 
 def _epoch_keys(data_dir, **kw):
-    return shards.epoch_keys(datasets.ShardInput(_config(data_dir)), **kw)
+    return shards.epoch_keys(datasets.make_reader(_config(data_dir)), **kw)
+
+
+def _files(data_dir, split="train"):
+    return record_sources.ShardSource(data_dir).files(split)
 
 
 @pytest.mark.parametrize("num_shards,num_pipelines,policy", [
@@ -35,15 +39,15 @@ def _epoch_keys(data_dir, **kw):
 ])
 def test_every_example_once_per_epoch(data_dirs, num_shards, num_pipelines, policy):
     data_dir = data_dirs[num_shards]
-    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
-    assert datasets.pipeline_share(train, num_pipelines, 0).policy == policy
+    train = _files(data_dir)
+    assert epoch_order.pipeline_share(train, num_pipelines, 0).policy == policy
     batch = 2
     per_pipeline = [_epoch_keys(data_dir, epoch=0, batch=batch, num_pipelines=num_pipelines,
                                 pipeline_id=p) for p in range(num_pipelines)]
     seen = [k for keys in per_pipeline for k in keys]
     assert len(seen) == len(set(seen)), "an example was read twice in one epoch"
     assert set(seen) <= shards.split_keys("train", NUM_TRAIN)
-    steps = datasets.steps_per_epoch(train, batch * num_pipelines, num_pipelines)
+    steps = epoch_order.steps_per_epoch(train, batch * num_pipelines, num_pipelines)
     assert len(seen) == steps * batch * num_pipelines
 
 
@@ -75,12 +79,12 @@ def test_dropped_remainder_differs_between_epochs(data_dirs, num_shards, num_pip
 
 
 def test_remainder_mask_is_exact_and_seeded():
-    masks = [datasets.remainder_mask(100, 90, seed) for seed in range(3)]
+    masks = [epoch_order.remainder_mask(100, 90, seed).numpy() for seed in range(3)]
     assert all(m.sum() == 90 for m in masks)
     assert not np.array_equal(masks[0], masks[1])
-    np.testing.assert_array_equal(masks[0], datasets.remainder_mask(100, 90, 0))
+    np.testing.assert_array_equal(masks[0], epoch_order.remainder_mask(100, 90, 0).numpy())
     with pytest.raises(ValueError, match="records_per_epoch=101 exceeds the 100"):
-        datasets.remainder_mask(100, 101, 0)
+        epoch_order.remainder_mask(100, 101, 0)
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch(data_dirs):
@@ -92,10 +96,10 @@ def test_epoch_order_is_a_function_of_seed_and_epoch(data_dirs):
 @pytest.mark.parametrize("num_pipelines", [1, 2])
 def test_eval_reads_every_record_once_and_keeps_the_last_batch(data_dirs, num_pipelines):
     data_dir = data_dirs[3]
-    val = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "validation")
+    source = record_sources.ShardSource(data_dir)
     seen = []
     for p in range(num_pipelines):
-        ds = datasets.make_eval_dataset(val, _config(data_dir), batch_size=3,
+        ds = datasets.make_eval_dataset(source, _config(data_dir), batch_size=3,
                                         num_pipelines=num_pipelines, pipeline_id=p,
                                         with_keys=True)
         seen += [k.decode() for _, _, keys in ds for k in keys.numpy()]
@@ -104,9 +108,9 @@ def test_eval_reads_every_record_once_and_keeps_the_last_batch(data_dirs, num_pi
 
 def test_options_turn_auto_shard_off_and_apply_threads(data_dirs):
     data_dir = data_dirs[3]
-    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
     config = _config(data_dir, deterministic=True, threadpool_size=3)
-    ds = datasets.make_train_dataset(train, config, epoch=0, batch_size=2, records_per_epoch=22)
+    ds = datasets.make_train_dataset(record_sources.ShardSource(data_dir), config, epoch=0,
+                                     batch_size=2, records_per_epoch=22)
     options = ds.options()
     assert options.experimental_distribute.auto_shard_policy == (
         tf.data.experimental.AutoShardPolicy.OFF)
@@ -116,11 +120,10 @@ def test_options_turn_auto_shard_off_and_apply_threads(data_dirs):
 
 def test_no_auto_shard_warning_under_a_strategy(data_dirs, caplog):
     data_dir = data_dirs[3]
-    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
     strategy = tf.distribute.get_strategy()
     dist = strategy.experimental_distribute_dataset(
-        datasets.make_train_dataset(train, _config(data_dir), epoch=0, batch_size=2,
-                                    records_per_epoch=22))
+        datasets.make_train_dataset(record_sources.ShardSource(data_dir), _config(data_dir),
+                                    epoch=0, batch_size=2, records_per_epoch=22))
     with caplog.at_level(logging.WARNING):
         next(iter(dist))
     assert not [r for r in caplog.records if "AutoShardPolicy" in r.getMessage()]
@@ -128,22 +131,19 @@ def test_no_auto_shard_warning_under_a_strategy(data_dirs, caplog):
 
 def test_log_sharding_says_why(data_dirs, caplog):
     data_dir = data_dirs[1]
-    train = datasets.split_shards(data_dir, manifest_lib.load_manifest(data_dir), "train")
     with caplog.at_level(logging.INFO):
-        datasets.log_sharding(train, 2)
+        datasets.log_sharding(_files(data_dir), 2)
     assert "by record, because 1 files are fewer than 2" in caplog.text
 
 
 def test_steps_per_epoch_refuses_a_batch_larger_than_the_data(data_dirs):
-    train = datasets.split_shards(
-        data_dirs[3], manifest_lib.load_manifest(data_dirs[3]), "train")
     with pytest.raises(ValueError, match="lower --global_batch_size"):
-        datasets.steps_per_epoch(train, 64, 1)
+        epoch_order.steps_per_epoch(_files(data_dirs[3]), 64, 1)
 
 
 def test_unknown_split_is_named(data_dirs):
     with pytest.raises(ValueError, match="no split 'test'"):
-        datasets.split_shards(data_dirs[3], manifest_lib.load_manifest(data_dirs[3]), "test")
+        _files(data_dirs[3], "test")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "alter", "remove"])
@@ -169,38 +169,51 @@ def test_preflight_refuses_a_bad_shard_by_name(data_dirs, tmp_path, damage):
             manifest_lib.preflight(data_dir, ["train", "validation"], check_sha256=False)
 
 
-def test_check_label_map(data_dirs):
-    manifest = manifest_lib.load_manifest(data_dirs[3])
-    datasets.check_label_map(["a", "b", "c"], manifest)
-    with pytest.raises(ValueError, match=r"\['a', 'c', 'b'\].*\['a', 'b', 'c'\]"):
-        datasets.check_label_map(["a", "c", "b"], manifest)
-
-
 def test_training_pixels_are_the_seeded_crop_of_each_record(data_dirs):
     """Every image is preprocess_for_train of its record, seeded by (epoch seed, position).
 
-    Guards the once-traced preprocessing against drifting from the eager function.
+    Across a resume and an epoch boundary of one dataset. Guards the once-traced
+    preprocessing and the in-graph epoch seed against drifting from the eager functions.
     """
     from visiontrain.pipelines import preprocess, schema
 
-    data_dir, epoch, resume_at = data_dirs[3], 2, 4
+    data_dir, epoch, resume_at, per_epoch = data_dirs[3], 2, 4, 10
     config = _config(data_dir)
-    source = datasets.ShardInput(config)
+    source = datasets.make_reader(config)
     encoded = {}
-    for record in tf.data.TFRecordDataset([s["path"] for s in source._shards["train"]]):
+    for record in tf.data.TFRecordDataset([f.path for f in _files(data_dir)]):
         features = schema.parse_example(record)
         encoded[features[schema.SHA256].numpy().decode()] = features[schema.ENCODED]
-    seed = datasets._epoch_seed(config.seed, epoch, 0) % 2**31
-    dataset = source.train_dataset(epoch=epoch, batch_size=2, records_per_epoch=10,
-                                   start_record=resume_at, with_keys=True)
-    position = resume_at
+    dataset = source.train_dataset(epoch=epoch, batch_size=2, records_per_epoch=per_epoch,
+                                   start_record=resume_at, epochs=2, with_keys=True)
+    position = epoch * per_epoch + resume_at
     for images, _, keys in dataset:
         for image, key in zip(images.numpy(), keys.numpy()):
+            this_epoch, in_epoch = divmod(position, per_epoch)
+            seed = int(epoch_order.epoch_seed(config.seed, this_epoch, 0))
             expected = preprocess.preprocess_for_train(
-                encoded[key.decode()], tf.constant([seed, position], tf.int64), 8,
+                encoded[key.decode()], tf.constant([seed, in_epoch], tf.int64), 8,
                 (config.crop_area_min, config.crop_area_max),
                 (config.aspect_ratio_min, config.aspect_ratio_max),
             )
             np.testing.assert_array_equal(image, expected.numpy())
             position += 1
-    assert position == 10
+    assert position == (epoch + 2) * per_epoch
+
+
+@pytest.mark.parametrize("num_shards,num_pipelines", [(3, 1), (3, 2), (1, 2)])
+def test_one_dataset_over_epochs_is_the_epochs_one_after_another(
+        data_dirs, num_shards, num_pipelines):
+    reader = datasets.make_reader(_config(data_dirs[num_shards]))
+    steps = reader.steps_per_epoch(2 * num_pipelines, num_pipelines)
+    for p in range(num_pipelines):
+        def keys(epoch, epochs, start_record=0, p=p):
+            dataset = reader.train_dataset(
+                epoch=epoch, epochs=epochs, batch_size=2, records_per_epoch=steps * 2,
+                start_record=start_record, num_pipelines=num_pipelines, pipeline_id=p,
+                with_keys=True)
+            return [k for _, _, batch in dataset for k in batch.numpy().tolist()]
+
+        separate = keys(1, 1, start_record=4) + keys(2, 1) + keys(3, 1)
+        assert keys(1, 3, start_record=4) == separate
+        assert len(separate) == 3 * steps * 2 - 4

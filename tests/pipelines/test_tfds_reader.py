@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from tests.helpers import shards
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import preprocess, tfds_reader
+from visiontrain.pipelines import datasets, epoch_order, preprocess, tfds_reader
 
 NUM_TRAIN, NUM_VAL = 21, 5
 
@@ -50,7 +50,7 @@ def tfds_dir(tmp_path_factory):
 def _source(tfds_dir, **kw):
     config = DataConfig(data_dir="tfds:tiny_shapes", tfds_data_dir=tfds_dir, image_size=8,
                         shuffle_buffer=4, **kw)
-    source = tfds_reader.TfdsInput(config)
+    source = datasets.make_reader(config)
     source.preflight()
     return source
 
@@ -64,13 +64,14 @@ def test_labels_digest_and_file_count(tfds_dir):
     source = _source(tfds_dir)
     assert source.labels == ["x", "y", "z"]
     assert len(source.digest) == 64
-    assert len(source.builder.info.splits["train"].shard_lengths) >= 2
+    assert len(source.source.files("train")) >= 2
 
 
 @pytest.mark.parametrize("num_pipelines", [1, 2])
 def test_every_example_once_per_epoch(tfds_dir, num_pipelines):
     source = _source(tfds_dir)
-    assert source._share("train", num_pipelines, 0).read_config_context is not None
+    assert epoch_order.pipeline_share(source.source.files("train"), num_pipelines,
+                                   0).policy == "file"
     seen = [k for p in range(num_pipelines)
             for k in shards.epoch_keys(source, epoch=0, batch=2, num_pipelines=num_pipelines,
                            pipeline_id=p)]
@@ -86,9 +87,9 @@ def test_a_batch_larger_than_a_pipeline_share_is_refused(tfds_dir):
 
 def test_record_sharding_when_files_are_fewer_than_pipelines(tfds_dir):
     source = _source(tfds_dir)
-    files = len(source.builder.info.splits["train"].shard_lengths)
-    share = source._share("train", files + 1, 0)
-    assert share.record_shard == (files + 1, 0) and share.read_config_context is None
+    files = len(source.source.files("train"))
+    assert epoch_order.pipeline_share(source.source.files("train"), files + 1,
+                                   0).policy == "record"
     seen = [k for p in range(files + 1)
             for k in shards.epoch_keys(source, epoch=0, batch=1, num_pipelines=files + 1,
                                        pipeline_id=p)]
@@ -120,28 +121,14 @@ def test_eval_reads_every_example_once(tfds_dir):
 
 def test_eval_matches_preprocess_for_eval_on_png(tfds_dir):
     source = _source(tfds_dir)
-    raw = next(iter(source.builder.as_dataset(split="validation", shuffle_files=False)))
+    raw = next(iter(source.source.builder.as_dataset(split="validation", shuffle_files=False)))
     images, _ = next(iter(source.eval_dataset(batch_size=1)))
     expected = preprocess.preprocess_for_eval(tf.io.encode_png(raw["image"]), 8, 0.875)
     np.testing.assert_array_equal(images[0].numpy(), expected.numpy())
 
 
-def test_random_resized_crop_eager_and_in_map():
-    image = tf.constant(np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8))
-    seed = tf.constant([1, 2], tf.int64)
-
-    def fn(img, s):
-        return tfds_reader.random_resized_crop(img, s, 8, (0.08, 1.0), (3 / 4, 4 / 3))
-
-    eager = fn(image, seed)
-    mapped = next(iter(tf.data.Dataset.from_tensors((image, seed)).map(fn)))
-    assert eager.dtype == tf.uint8 and eager.shape == (8, 8, 3)
-    np.testing.assert_array_equal(eager.numpy(), mapped.numpy())
-
-
 def test_unprepared_or_unknown_dataset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not prepared"):
-        tfds_reader.TfdsInput(DataConfig(data_dir="tfds:tiny_shapes",
-                                         tfds_data_dir=str(tmp_path))).preflight()
+        tfds_reader.TfdsSource("tiny_shapes", str(tmp_path)).preflight()
     with pytest.raises(ValueError, match="unknown TFDS dataset 'no_such_set'"):
-        tfds_reader.TfdsInput(DataConfig(data_dir="tfds:no_such_set"))
+        tfds_reader.TfdsSource("no_such_set")

@@ -16,7 +16,7 @@ BATCH = 64
 def source(tmp_path_factory):
     data_dir = write_digits(str(tmp_path_factory.mktemp("digits")))
     config = DataConfig(data_dir=data_dir, image_size=8, shuffle_buffer=64, seed=3)
-    return datasets.ShardInput(config)
+    return datasets.make_reader(config)
 
 
 def _keys(source, step, steps_per_epoch, per_pipeline, pipelines, pipeline_id, limit=None):

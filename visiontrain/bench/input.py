@@ -1,20 +1,26 @@
-"""`visiontrain-bench input`: our training input pipeline against three baselines.
+"""`visiontrain-bench input`: our training input pipeline against its baselines and peers.
 
 Every configuration runs in its own subprocess (so peak RSS and thread pools are
 its own), on the same shards or folder, after one warm-up epoch, in interleaved
-rounds (see `visiontrain.bench.harness`). Ratios are ours / baseline:
+rounds (see `visiontrain.bench.harness`). `ours` is the training reader;
+`ours_flip` adds what the train step does to each batch before the model with the
+`light` preset (float32 cast and the flip of `visiontrain.augment`). Ratios are
+ours / baseline, whole-pass (set-up included) and `_steady` (after the first batch):
 
-- R_ceiling: TFRecord read + full `decode_jpeg` only, parallel - what the cores can decode.
+- R_ceiling (and R_ceiling_flip, for ours_flip): TFRecord read + full `decode_jpeg`
+  only, parallel - what the cores can decode.
 - R_naive: sequential map, full decode then random-resized crop, no prefetch.
 - R_keras: `keras.utils.image_dataset_from_directory` + RandomCrop + RandomFlip layers in
   tf.data (Keras 3 has no RandomResizedCrop layer; resize-then-crop is its recipe).
+- R_dali: ours_flip against NVIDIA DALI's CPU pipeline with a flip, when installed
+  (see `input_peers`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
-import statistics
 import tempfile
 import time
 from typing import Any
@@ -22,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from visiontrain.bench import harness
+from visiontrain.bench import input_peers as peers
 from visiontrain.config import ConvertConfig
 
-CONFIGS = ("ours", "ceiling", "naive", "keras")
+CONFIGS = ("ours", "ours_flip", "ceiling", "naive", "keras")
 
 
 # Decode time follows the entropy-coded bytes, so generated images must be as
@@ -66,27 +73,29 @@ def write_photo_like_jpegs(out_dir: str, num_images: int, size=(500, 375), seed:
         image.save(os.path.join(folder, f"{index:05d}.jpg"), quality=90)
 
 
-def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch: int, epoch: int):
+def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch: int,
+             epoch: int, epochs: int):
+    """`epochs` epochs of configuration `name` in one dataset, as training reads them."""
     if name not in CONFIGS:
         raise ValueError(f"unknown input benchmark configuration {name!r}; known: {CONFIGS}")
     import tensorflow as tf
 
     from visiontrain.config import DataConfig
-    from visiontrain.pipelines import datasets, manifest, preprocess, schema
+    from visiontrain.pipelines import datasets, preprocess, record_sources, schema
 
-    shards = datasets.split_shards(shards_dir, manifest.load_manifest(shards_dir), "train")
-    config = DataConfig(data_dir=shards_dir, image_size=image_size, seed=epoch)
-    if name == "ours":
-        records = sum(s["records"] for s in shards) // batch * batch
+    source = record_sources.ShardSource(shards_dir)
+    if name in ("ours", "ours_flip"):
+        records = sum(f.records for f in source.files("train")) // batch * batch
         return datasets.make_train_dataset(
-            shards, config, epoch=epoch, batch_size=batch, records_per_epoch=records
+            source, DataConfig(data_dir=shards_dir, image_size=image_size), epoch=epoch,
+            epochs=epochs, batch_size=batch, records_per_epoch=records,
         )
-    files = [s["path"] for s in shards]
+    files = [f.path for f in source.files("train")]
     if name == "ceiling":
         records = tf.data.Dataset.from_tensor_slices(files).interleave(
             tf.data.TFRecordDataset, cycle_length=len(files), num_parallel_calls=tf.data.AUTOTUNE
         )
-        decoded = records.map(
+        decoded = records.repeat(epochs).map(
             lambda r: tf.shape(tf.io.decode_jpeg(schema.parse_example(r)[schema.ENCODED]))[0],
             num_parallel_calls=tf.data.AUTOTUNE,
         )
@@ -102,7 +111,7 @@ def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch
             cropped = tf.image.crop_to_bounding_box(image, *tf.unstack(window))
             return preprocess.resize_uint8(cropped, image_size)
 
-        return tf.data.TFRecordDataset(files).map(crop).batch(batch)
+        return tf.data.TFRecordDataset(files).repeat(epochs).map(crop).batch(batch)
     import keras
 
     load = int(round(image_size / 0.875))
@@ -113,9 +122,29 @@ def _dataset(name: str, shards_dir: str, images_dir: str, image_size: int, batch
         images_dir, image_size=(load, load), batch_size=batch, shuffle=True, seed=epoch,
         verbose=False,
     )
-    return folder.map(
+    return folder.repeat(epochs).map(
         lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def _training_flip(name: str):
+    """What the train step does to each batch before the model, or None: the `light` flip."""
+    if name != "ours_flip":
+        return None
+    import tensorflow as tf
+
+    from visiontrain.augment.policy import make_augmenter
+
+    augmenter = make_augmenter("flip", num_classes=2)
+
+    # One trace: the step counter comes in as a Python int and goes in as a tensor.
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8),
+                                  tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int64)])
+    def flip(images, labels, step):
+        targets = tf.one_hot(labels, augmenter.num_classes)
+        return augmenter(tf.cast(images, tf.float32), targets, step=step, replica_id=0)[0]
+
+    return flip
 
 
 def run_config(
@@ -123,36 +152,42 @@ def run_config(
 ) -> dict[str, Any]:
     """One configuration, in this process: a warm-up epoch, then one timed pass.
 
-    The timed pass runs as many epochs as it takes to see `min_images` images, each
-    epoch's dataset built anew as training builds it, so a small dataset's per-epoch
-    set-up (tracing, filling the shuffle buffer) counts as it does in training.
+    The timed pass is as many whole epochs as it takes to see `min_images` images,
+    in one dataset as training reads them; its first batch carries the set-up (tracing,
+    filling the shuffle buffer), which a training run pays once.
     """
-    _consume(_dataset(name, shards_dir, images_dir, image_size, batch, 0))
-    start, count, epoch, first_batch = time.perf_counter(), 0, 1, []
-    steady_images, steady_seconds = 0, 0.0
-    while count < min_images:
-        epoch_start = time.perf_counter()
-        seen, first = _consume(_dataset(name, shards_dir, images_dir, image_size, batch, epoch))
-        count, epoch = count + seen, epoch + 1
-        first_batch.append(first - epoch_start)
-        steady_images += seen - batch
-        steady_seconds += time.perf_counter() - first
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from visiontrain.pipelines import record_sources
+
+    per_epoch = sum(f.records for f in record_sources.ShardSource(shards_dir).files("train"))
+    epochs = max(1, -(-min_images // (per_epoch // batch * batch)))
+    if name in peers.available():
+        make = functools.partial(peers.available()[name], shards_dir, image_size, batch)
+        step = None
+    else:
+        make = functools.partial(_dataset, name, shards_dir, images_dir, image_size, batch)
+        step = _training_flip(name)
+    _consume(make(0, 1), step)
+    start = time.perf_counter()
+    count, first = _consume(make(1, epochs), step)
+    end = time.perf_counter()
     return {
-        "img_per_s": count / (time.perf_counter() - start),
-        # After each epoch's first batch: the per-image cost without the per-epoch set-up.
-        "steady_img_per_s": steady_images / steady_seconds,
-        "first_batch_s": statistics.median(first_batch),
-        "epochs": epoch - 1,
-        "peak_rss_mb": peak_kb / 1024,
+        "img_per_s": count / (end - start),
+        # After the first batch: the per-image cost without the dataset's set-up.
+        "steady_img_per_s": (count - batch) / (end - first),
+        "first_batch_s": first - start,
+        "epochs": epochs,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def _consume(dataset) -> tuple[int, float]:
+def _consume(batches, step=None) -> tuple[int, float]:
     """(images seen, perf_counter time when the first batch arrived)."""
     count, first = 0, None
-    for element in dataset:
-        count += int((element[0] if isinstance(element, tuple) else element).shape[0])
+    for index, element in enumerate(batches):
+        images = element[0] if isinstance(element, tuple) else element
+        if step is not None:
+            images = step(images, element[1], index)
+        count += int(images.shape[0])
         first = first or time.perf_counter()
     return count, first
 
@@ -180,11 +215,11 @@ def bench_input(
       work_dir: where generated images and shards go (a temp dir by default).
 
     Returns:
-      {"img_per_s": {config: median over rounds}, "steady_img_per_s" (after each
-       epoch's first batch), "first_batch_s", "peak_rss_mb": {config: MB}, "R_ceiling",
-       "R_naive", "R_keras" (medians of the within-round ratios of img_per_s),
-       "R_ceiling_steady" (the same of steady_img_per_s), "num_images", "image_size",
-       "rounds"}.
+      {"img_per_s": {config: median over rounds}, "steady_img_per_s" (after the first
+       batch), "first_batch_s", "peak_rss_mb": {config: MB}, "configs", and the ratios
+       (medians of the within-round ratios): "R_ceiling", "R_ceiling_flip", "R_naive",
+       "R_keras" and "R_dali" (with DALI installed), each also as "..._steady";
+       "num_images", "image_size", "rounds"}.
     """
     from visiontrain.pipelines import make_tfrecords
 
@@ -198,24 +233,26 @@ def bench_input(
             source=images_dir, output=shards_dir, val_fraction=0.05, num_shards=8
         )
     )
+    names = CONFIGS + tuple(peers.available())
     runs = harness.interleaved_rounds(
-        CONFIGS, repeats,
+        names, repeats,
         lambda name: harness.run_in_subprocess(
             __name__, [name, shards_dir, images_dir, image_size, batch_size, min_images]
         ),
     )
     result: dict[str, Any] = {
-        key: {name: harness.median_of(runs[name], key) for name in CONFIGS}
+        key: {name: harness.median_of(runs[name], key) for name in names}
         for key in ("img_per_s", "steady_img_per_s", "first_batch_s", "peak_rss_mb")
     }
-    for baseline in ("ceiling", "naive", "keras"):
-        result[f"R_{baseline}"] = harness.paired_ratio(
-            runs["ours"], runs[baseline], "img_per_s"
-        )
-    result["R_ceiling_steady"] = harness.paired_ratio(
-        runs["ours"], runs["ceiling"], "steady_img_per_s"
-    )
-    result.update(num_images=manifest["splits"]["train"]["num_records"],
+    pairs = {"R_ceiling": ("ours", "ceiling"), "R_ceiling_flip": ("ours_flip", "ceiling"),
+             "R_naive": ("ours", "naive"), "R_keras": ("ours", "keras"),
+             "R_dali": ("ours_flip", "dali")}
+    for ratio, (ours, baseline) in pairs.items():
+        if baseline in runs:
+            result[ratio] = harness.paired_ratio(runs[ours], runs[baseline], "img_per_s")
+            result[ratio + "_steady"] = harness.paired_ratio(
+                runs[ours], runs[baseline], "steady_img_per_s")
+    result.update(configs=list(names), num_images=manifest["splits"]["train"]["num_records"],
                   image_size=image_size, rounds=repeats)
     return result
 
@@ -224,11 +261,14 @@ def print_table(result: dict[str, Any]) -> None:
     """The human-readable form of `bench_input`'s result."""
     print(f"{result['num_images']} training images, {result['image_size']}px crops, "
           f"median of {result['rounds']} rounds")
-    for name in CONFIGS:
-        print(f"{name:>8}: {result['img_per_s'][name]:8.1f} img/s  "
+    for name in result["configs"]:
+        print(f"{name:>9}: {result['img_per_s'][name]:8.1f} img/s  "
               f"({result['steady_img_per_s'][name]:7.1f} after the first batch)  first batch "
               f"{result['first_batch_s'][name]:5.2f} s  peak RSS "
               f"{result['peak_rss_mb'][name]:7.1f} MB")
-    print(f"R_ceiling {result['R_ceiling']:.2f} (target >= 0.85; "
-          f"{result['R_ceiling_steady']:.2f} after the first batch)  "
-          f"R_naive {result['R_naive']:.2f} (>= 2)  R_keras {result['R_keras']:.2f} (>= 1.2)")
+    targets = {"R_ceiling": ">= 0.9", "R_ceiling_flip": ">= 0.9", "R_naive": ">= 2",
+               "R_keras": ">= 1.2", "R_dali": ">= 1.25"}
+    for ratio, target in targets.items():
+        if ratio in result:
+            print(f"{ratio:>14} {result[ratio]:5.2f} whole pass, "
+                  f"{result[ratio + '_steady']:5.2f} after the first batch  (target {target})")

@@ -45,7 +45,7 @@ def _real(shards_dir: str, image_size: int, total_steps: int, ctx, global_batch:
     from visiontrain.config import DataConfig
     from visiontrain.pipelines import datasets
 
-    source = datasets.ShardInput(DataConfig(data_dir=shards_dir, image_size=image_size,
+    source = datasets.make_reader(DataConfig(data_dir=shards_dir, image_size=image_size,
                                             shuffle_buffer=256))
     batch = ctx.get_per_replica_batch_size(global_batch)
     steps = source.steps_per_epoch(global_batch, ctx.num_input_pipelines)

@@ -33,10 +33,13 @@ import logging
 import socket
 import urllib.parse
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from visiontrain.pipelines.record_sources import RecordFile
 
 AUTOTUNE = tf.data.AUTOTUNE
 SCHEME = "grpc"
@@ -85,51 +88,49 @@ def job_name(epoch: int, pipeline_id: int, start_record: int) -> str:
     return f"visiontrain-e{epoch}-p{pipeline_id}-r{start_record}-{uuid.uuid4().hex[:12]}"
 
 
-def share_offsets(
-    files: tuple[str, ...], shards: list[dict[str, Any]]
-) -> tuple[np.ndarray, np.ndarray]:
+def share_offsets(files: Sequence[RecordFile]) -> tuple[np.ndarray, np.ndarray]:
     """Each file's first record index and record count, in the order of `files`."""
-    counts_by_path = {s["path"]: int(s["records"]) for s in shards}
-    counts = np.array([counts_by_path[f] for f in files], dtype=np.int64)
+    counts = np.array([f.records for f in files], dtype=np.int64)
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64), counts
 
 
 def indexed_records(
-    files: tuple[str, ...],
-    shards: list[dict[str, Any]],
-    file_order: np.ndarray,
-    keep: np.ndarray,
+    files: Sequence[RecordFile],
+    read: Callable[[tf.Tensor], tf.data.Dataset],
+    file_order: np.ndarray | tf.Tensor,
+    keep: np.ndarray | tf.Tensor,
     stride: int = 1,
     phase: int = 0,
 ) -> tf.data.Dataset:
-    """(index in the share, serialized record) of the kept records; splittable by file.
+    """(index in the share, record) of the kept records; splittable by file.
 
     A record's index in `files` (in their given order) is g; the pipeline owns the
     records with g % stride == phase, as index (g - phase) // stride, and keeps those
-    whose `keep` entry is True. The files are read in `file_order`, but indices do
-    not depend on it nor on which service worker reads which file.
+    whose `keep` entry is True. The files are read in `file_order` with `read` (a
+    `RecordSource.read`), but indices depend neither on that order nor on which
+    service worker reads which file.
     """
-    offsets, counts = share_offsets(files, shards)
-    # The trailing False drops any record past the manifest's count.
-    keep_table = tf.constant(np.append(keep, False))
+    offsets, counts = share_offsets(files)
+    # The trailing False drops any record past the files' counts.
+    keep_table = tf.concat([tf.convert_to_tensor(keep, tf.bool), [False]], axis=0)
     last = len(keep)
-    order = np.asarray(file_order)
-    sources = tf.data.Dataset.from_tensor_slices(
-        ([files[i] for i in order], offsets[order], counts[order])
-    )
+    sources = tf.data.Dataset.from_tensor_slices(tuple(
+        tf.gather(column, file_order)
+        for column in ([f.path for f in files], offsets, counts)
+    ))
 
-    def read(path, offset, count):
-        return tf.data.TFRecordDataset(path).enumerate().map(
+    def read_indexed(path, offset, count):
+        return read(path).enumerate().map(
             lambda i, record: (offset + i, i < count, record)
         )
 
-    def kept(index, in_manifest, _):
+    def kept(index, in_files, _):
         mine = tf.equal(tf.math.floormod(index - phase, stride), 0)
         position = tf.clip_by_value(tf.math.floordiv(index - phase, stride), 0, last)
-        return in_manifest & mine & tf.gather(keep_table, position)
+        return in_files & mine & tf.gather(keep_table, position)
 
     records = sources.interleave(
-        read, cycle_length=max(1, min(len(files), 8)), num_parallel_calls=AUTOTUNE
+        read_indexed, cycle_length=max(1, min(len(files), 8)), num_parallel_calls=AUTOTUNE
     )
     return records.filter(kept).map(
         lambda index, _, record: (tf.math.floordiv(index - phase, stride), record)
@@ -161,7 +162,7 @@ def serve_epoch(
     """`num_batches` full batches of `parse(index, record)`, preprocessed on the service.
 
     Args:
-      records: (index, serialized) records from `indexed_records`.
+      records: (index, record) pairs from `indexed_records`.
       parse: the per-record preprocessing, run on the service workers.
       address: the dispatcher, grpc://HOST:PORT.
       name: the job name (see `job_name`).

@@ -1,113 +1,41 @@
-"""tf.data readers over our TFRecord shards: one epoch at a time, exactly once, resumable.
+"""The training and evaluation tf.data pipelines, one of each, over any `RecordSource`.
 
-Training reads one epoch per dataset. The epoch's order is a pure function of
-(seed, epoch, input pipeline), so a restarted job rebuilds the same order and skips
-the records it already consumed *before* decoding them: that is how the data position
-survives a restart (distributed iterators cannot be checkpointed).
+A training dataset runs epoch after epoch. Each epoch's order is a pure function of
+(seed, epoch, input pipeline), computed inside the graph, so a restarted job rebuilds
+the same order from its step and skips the records it already consumed *before*
+decoding them: that is how the data position survives a restart (distributed
+iterators cannot be checkpointed).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
-import os
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import data_service, preprocess, schema
-from visiontrain.pipelines import manifest as manifest_lib
+from visiontrain.pipelines import data_service, epoch_order, preprocess, schema, tfds_reader
+from visiontrain.pipelines.record_sources import (
+    IMAGE,
+    KEY,
+    LABEL,
+    RecordFile,
+    RecordSource,
+    ShardSource,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineShare:
-    """What one input pipeline reads: its files and how it shards them."""
-
-    files: tuple[str, ...]
-    # "file": this pipeline owns whole files; "record": every pipeline reads every
-    # file in the same order and keeps every num_pipelines-th record.
-    policy: str
-    num_records: int
-    num_pipelines: int
-    pipeline_id: int
-
-
-def split_shards(data_dir: str, manifest: dict[str, Any], split: str) -> list[dict[str, Any]]:
-    """The manifest's shard entries for `split`, with absolute paths under `path`."""
-    splits = manifest.get("splits", {})
-    if split not in splits:
-        raise ValueError(
-            f"The data in {data_dir} has no split {split!r}; it has {sorted(splits)}."
-        )
-    return [
-        dict(shard, path=os.path.join(data_dir, shard["file"]))
-        for shard in splits[split]["shards"]
-    ]
-
-
-def pipeline_share(
-    shards: list[dict[str, Any]], num_pipelines: int, pipeline_id: int
-) -> PipelineShare:
-    """Assigns shards to one of `num_pipelines` input pipelines.
-
-    Files are dealt round-robin when there are at least as many files as pipelines
-    (each worker then reads only its own files); otherwise every pipeline reads all
-    files and keeps a disjoint, strided subset of records.
-    """
-    if len(shards) >= num_pipelines:
-        mine = shards[pipeline_id::num_pipelines]
-        return PipelineShare(
-            files=tuple(s["path"] for s in mine),
-            policy="file",
-            num_records=sum(s["records"] for s in mine),
-            num_pipelines=num_pipelines,
-            pipeline_id=pipeline_id,
-        )
-    total = sum(s["records"] for s in shards)
-    # Pipeline p keeps records p, p + P, p + 2P, ... of the fixed file order.
-    return PipelineShare(
-        files=tuple(s["path"] for s in shards),
-        policy="record",
-        num_records=len(range(pipeline_id, total, num_pipelines)),
-        num_pipelines=num_pipelines,
-        pipeline_id=pipeline_id,
-    )
-
-
-def steps_per_epoch(
-    shards: list[dict[str, Any]], global_batch_size: int, num_pipelines: int = 1
-) -> int:
-    """Training steps in one epoch, from the manifest's record counts.
-
-    Every pipeline must run the same number of steps (collectives would hang
-    otherwise), so the pipeline with the fewest records sets the pace.
-    """
-    per_pipeline_batch = global_batch_size // num_pipelines
-    fewest = min(
-        pipeline_share(shards, num_pipelines, p).num_records for p in range(num_pipelines)
-    )
-    steps = fewest // per_pipeline_batch
-    if steps < 1:
-        raise ValueError(
-            f"An epoch of {fewest} records per input pipeline is smaller than one batch of "
-            f"{per_pipeline_batch}; lower --global_batch_size."
-        )
-    return steps
-
-
-def _epoch_seed(seed: int, epoch: int, pipeline_id: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, pipeline_id]).generate_state(1)[0])
+# Any fixed nonzero value; see `make_train_dataset`.
+_SHUFFLE_GRAPH_SEED = 1
 
 
 def dataset_options(config: DataConfig) -> tf.data.Options:
     """tf.data options of every reader: no auto-sharding, determinism and threads from config."""
     options = tf.data.Options()
-    # We shard explicitly above; the AUTO policy would shard a second time (and warn).
+    # We shard explicitly; the AUTO policy would shard a second time (and warn).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     options.deterministic = config.deterministic
     if config.threadpool_size:
@@ -115,52 +43,36 @@ def dataset_options(config: DataConfig) -> tf.data.Options:
     return options
 
 
-def _records(share: PipelineShare, file_order: np.ndarray) -> tf.data.Dataset:
-    files = tf.data.Dataset.from_tensor_slices([share.files[i] for i in file_order])
-    # deterministic=True: the record order must be reproducible for resume and sharding.
-    records = files.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=max(1, min(len(share.files), 8)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
+def read_files(source: RecordSource, paths: Sequence[str] | tf.Tensor) -> tf.data.Dataset:
+    """The source's feature dicts of `paths` (1-D, of static length), interleaved in a
+    reproducible order."""
+    paths = tf.convert_to_tensor(paths, tf.string)
+    # deterministic=True whatever the options say: resume and record sharding need
+    # every rebuild (and every pipeline) to see one record order.
+    return tf.data.Dataset.from_tensor_slices(paths).interleave(
+        source.read, cycle_length=max(1, min(int(paths.shape[0]), 8)),
+        num_parallel_calls=AUTOTUNE, deterministic=True,
     )
-    if share.policy == "record":
-        records = records.shard(share.num_pipelines, share.pipeline_id)
-    return records
 
 
-def remainder_mask(num_records: int, records_per_epoch: int, seed: int) -> np.ndarray:
-    """Which of a pipeline's records (by position in its read order) this epoch keeps.
-
-    Exactly `records_per_epoch` True entries at positions drawn anew for every seed.
-    """
-    if records_per_epoch > num_records:
-        raise ValueError(
-            f"records_per_epoch={records_per_epoch} exceeds the {num_records} records of this "
-            "input pipeline; compute it with steps_per_epoch."
-        )
-    keep = np.zeros(num_records, dtype=bool)
-    keep[np.random.default_rng(seed).permutation(num_records)[:records_per_epoch]] = True
-    return keep
+# Dataset functions here are plain TF code: converting them with autograph for every
+# new dataset was a third of its set-up (measured, TF 2.21).
+_plain = tf.autograph.experimental.do_not_convert
 
 
-def drop_remainder(
-    records: tf.data.Dataset, num_records: int, records_per_epoch: int, seed: int
-) -> tf.data.Dataset:
-    """Keeps the `records_per_epoch` records that `remainder_mask` picks for this seed."""
+def drop_remainder(records: tf.data.Dataset, keep: tf.Tensor) -> tf.data.Dataset:
+    """Keeps the records whose read position `keep` marks True (see `remainder_mask`)."""
     # Dropping the tail of the shuffled stream would always drop records of the last
     # file read (a shuffle buffer only mixes nearby records); with one file per
     # pipeline that tail is the same every epoch. A seeded mask by read position
     # spreads the dropped remainder uniformly over the pipeline's records instead.
-    if records_per_epoch == num_records:
-        return records
-    # The trailing False drops any record past the manifest's count. Zipping the mask
+    # The trailing False drops any record past the files' counts. Zipping the mask
     # costs half of enumerate + gather per record, and the shuffle buffer fills through here.
-    keep = np.append(remainder_mask(num_records, records_per_epoch, seed), False)
+    mask = tf.data.Dataset.from_tensor_slices(tf.concat([keep, [False]], axis=0))
     return (
-        tf.data.Dataset.zip(records, tf.data.Dataset.from_tensor_slices(keep))
-        .filter(lambda _, kept: kept)
-        .map(lambda record, _: record)
+        tf.data.Dataset.zip(records, mask)
+        .filter(_plain(lambda _, kept: kept))
+        .map(_plain(lambda record, _: record))
     )
 
 
@@ -168,8 +80,8 @@ def drop_remainder(
 def _traced_train_preprocess(
     image_size: int, area_range: tuple[float, float], aspect_ratio_range: tuple[float, float]
 ) -> Any:
-    # Traced once per setting: `Dataset.map` retraces (with autograph) for every
-    # epoch's new dataset, 0.06 s of the ~0.2 s set-up of each epoch (measured, TF 2.21).
+    # Traced once per setting: `Dataset.map` retraces (with autograph) for every new
+    # dataset, 0.06 s of the ~0.2 s set-up of a dataset (measured, TF 2.21).
     return tf.function(
         lambda encoded, seed: preprocess.preprocess_for_train(
             encoded, seed, image_size, area_range, aspect_ratio_range
@@ -178,116 +90,151 @@ def _traced_train_preprocess(
     ).get_concrete_function(tf.TensorSpec([], tf.string), tf.TensorSpec([2], tf.int64))
 
 
+def _outputs(image: tf.Tensor, record: dict[str, tf.Tensor], with_keys: bool) -> tuple:
+    return (image, record[LABEL], record[KEY]) if with_keys else (image, record[LABEL])
+
+
 def make_train_dataset(
-    shards: list[dict[str, Any]],
+    source: RecordSource,
     config: DataConfig,
     *,
     epoch: int,
     batch_size: int,
     records_per_epoch: int,
     start_record: int = 0,
+    epochs: int = 1,
     num_pipelines: int = 1,
     pipeline_id: int = 0,
     with_keys: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch of training batches for one input pipeline.
+    """`epochs` epochs of training batches for one input pipeline, from `epoch` on.
 
-    With `config.tf_data_service` set, parsing, decoding, cropping and batching run
-    on that tf.data service cluster; the epoch's records and batch count stay exact,
-    a mid-epoch resume is exact in batch count only (see `data_service`).
+    Every epoch delivers exactly `records_per_epoch` records, so its batches never
+    straddle two epochs. With `config.tf_data_service` set, decoding, cropping and
+    batching run on that tf.data service cluster; the epochs' records and batch
+    counts stay exact, a mid-epoch resume is exact in batch count only (see
+    `data_service`).
 
     Args:
-      shards: the split's shard entries (see `split_shards`).
+      source: where the records come from (our shards or a TFDS dataset).
       config: the data configuration.
-      epoch: the epoch number; it seeds the file and record order.
+      epoch: the first epoch; each epoch's number seeds its file and record order.
       batch_size: this pipeline's batch size (per replica under MirroredStrategy).
       records_per_epoch: records this pipeline delivers per epoch (steps x batch);
-        the shuffled remainder beyond it is dropped, differently in every epoch.
-      start_record: records of this epoch already consumed (resume).
+        the remainder beyond it is dropped, differently in every epoch.
+      start_record: records of the first epoch already consumed (resume).
+      epochs: how many epochs the dataset runs; training passes the rest of the run.
       num_pipelines: input pipelines in the job (workers).
       pipeline_id: this pipeline's index.
-      with_keys: also yield each record's sha256 key (exactly-once tests).
+      with_keys: also yield each record's key (exactly-once tests).
 
     Returns:
       A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys.
-    """
-    share = pipeline_share(shards, num_pipelines, pipeline_id)
-    seed = _epoch_seed(config.seed, epoch, pipeline_id)
-    # Shuffling the file order first lets a small record buffer still mix the data.
-    file_order = (
-        np.random.default_rng(seed).permutation(len(share.files))
-        if share.policy == "file"
-        else np.arange(len(share.files))
-    )
 
-    train_preprocess = _traced_train_preprocess(
+    Example:
+      >>> reader = make_reader(DataConfig(data_dir="shards"))
+      >>> steps = reader.steps_per_epoch(64)
+      >>> batches = reader.train_dataset(epoch=0, batch_size=64, records_per_epoch=steps * 64)
+    """
+    share = epoch_order.pipeline_share(source.files("train"), num_pipelines, pipeline_id)
+    epoch_order.check_records_per_epoch(share.num_records, records_per_epoch)
+    crop = _traced_train_preprocess(
         config.image_size,
         (config.crop_area_min, config.crop_area_max),
         (config.aspect_ratio_min, config.aspect_ratio_max),
     )
 
-    def parse(index, serialized):
-        features = schema.parse_example(serialized)
-        crop_seed = tf.stack([tf.constant(seed % (2**31), tf.int64), index])
-        image = train_preprocess(features[schema.ENCODED], crop_seed)
-        label = tf.cast(features[schema.LABEL], tf.int32)
-        if with_keys:
-            return image, label, features[schema.SHA256]
-        return image, label
+    @_plain
+    def parse(seed, index, record):
+        return _outputs(crop(record[IMAGE], tf.stack([seed, index])), record, with_keys)
 
     if config.tf_data_service:
         return _service_train_dataset(
-            shards, share, config, parse, file_order=file_order, seed=seed, epoch=epoch,
-            batch_size=batch_size, records_per_epoch=records_per_epoch,
-            start_record=start_record,
-        )
-    records = drop_remainder(
-        _records(share, file_order), share.num_records, records_per_epoch, seed
-    )
-    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
-    # take, then skip, both before decoding: skipping a consumed record costs no decode.
-    records = records.take(records_per_epoch).skip(start_record)
-    records = records.enumerate(start=start_record)
-    dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
+            source, share, config, parse, epoch=epoch, epochs=epochs, batch_size=batch_size,
+            records_per_epoch=records_per_epoch, start_record=start_record)
+
+    @_plain
+    def one_epoch(this_epoch):
+        seed = epoch_order.epoch_seed(config.seed, this_epoch, pipeline_id)
+        paths = tf.constant([f.path for f in share.files])
+        # Shuffling the file order first lets a small record buffer still mix the data.
+        # Sharding by record needs one file order in every pipeline: it stays fixed.
+        if share.policy == "file":
+            paths = tf.gather(paths, epoch_order.permutation(len(share.files), seed, 0))
+        records = read_files(source, paths)
+        if share.policy == "record":
+            records = records.shard(share.num_pipelines, share.pipeline_id)
+        # The remainder goes before the shuffle: the mask indexes the fixed read order.
+        if records_per_epoch < share.num_records:
+            records = drop_remainder(
+                records, epoch_order.remainder_mask(share.num_records, records_per_epoch, seed))
+        # A graph-level seed of our own for this function's graph only: the order then
+        # follows the epoch seed alone, whatever the process-wide seed (with which, if 0,
+        # `shuffle` could not take a tensor seed at all).
+        tf.compat.v1.set_random_seed(_SHUFFLE_GRAPH_SEED)
+        records = records.shuffle(config.shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=False)
+        # take, then skip, both before decoding: skipping a consumed record costs no decode.
+        first = tf.where(this_epoch == epoch, tf.constant(start_record, tf.int64), 0)
+        records = records.take(records_per_epoch).skip(first)
+        # The position in the epoch seeds the crop, so a resumed epoch crops alike.
+        return records.enumerate(start=first).map(
+            _plain(lambda index, record: (seed, index, record)))
+
+    # One dataset for all epochs, each built in the graph from its number: the next
+    # epoch's files open and its shuffle buffer fills while the last batches of the
+    # previous one are still decoding and prefetched, and nothing is traced, started
+    # or autotuned anew per epoch (that set-up cost 15-35% of a 200-2,000-image epoch).
+    dataset = tf.data.Dataset.range(epoch, epoch + epochs).flat_map(one_epoch)
+    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE)
+    # Full batches only: every pipeline runs the same number of steps.
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(config.prefetch_batches).with_options(dataset_options(config))
 
 
 def _service_train_dataset(
-    shards: list[dict[str, Any]],
-    share: PipelineShare,
+    source: RecordSource,
+    share: epoch_order.PipelineShare,
     config: DataConfig,
     parse: Any,
     *,
-    file_order: np.ndarray,
-    seed: int,
     epoch: int,
+    epochs: int,
     batch_size: int,
     records_per_epoch: int,
     start_record: int,
 ) -> tf.data.Dataset:
     # See data_service's docstring for why each record is indexed by its place in the
     # share (remainder, stride, crop seed) rather than by its place in the stream.
+    # The service splits a job by file, so an epoch is one job and epochs are chained.
     if start_record:
         data_service.warn_inexact_resume()
     stride, phase = (
         (share.num_pipelines, share.pipeline_id) if share.policy == "record" else (1, 0)
     )
-    records = data_service.indexed_records(
-        share.files, shards, file_order,
-        remainder_mask(share.num_records, records_per_epoch, seed), stride, phase,
-    )
-    dataset = data_service.serve_epoch(
-        records, parse, address=config.tf_data_service,
-        name=data_service.job_name(epoch, share.pipeline_id, start_record),
-        batch_size=batch_size, num_batches=(records_per_epoch - start_record) // batch_size,
-        shuffle_buffer=config.shuffle_buffer, seed=seed, options=dataset_options(config),
-    )
-    return dataset.prefetch(config.prefetch_batches)
+    served = []
+    for this_epoch in range(epoch, epoch + epochs):
+        seed = epoch_order.epoch_seed(config.seed, this_epoch, share.pipeline_id)
+        first = start_record if this_epoch == epoch else 0
+        file_order = (epoch_order.permutation(len(share.files), seed, 0)
+                      if share.policy == "file" else tf.range(len(share.files)))
+        records = data_service.indexed_records(
+            share.files, source.read, file_order,
+            epoch_order.remainder_mask(share.num_records, records_per_epoch, seed),
+            stride, phase,
+        ).map(lambda index, record, seed=seed: (seed, index, record))
+        served.append(data_service.serve_epoch(
+            records, parse, address=config.tf_data_service,
+            name=data_service.job_name(this_epoch, share.pipeline_id, first),
+            batch_size=batch_size, num_batches=(records_per_epoch - first) // batch_size,
+            shuffle_buffer=config.shuffle_buffer, seed=seed, options=dataset_options(config),
+        ))
+    return functools.reduce(tf.data.Dataset.concatenate, served).prefetch(
+        config.prefetch_batches)
 
 
 def make_eval_dataset(
-    shards: list[dict[str, Any]],
+    source: RecordSource,
     config: DataConfig,
     *,
     batch_size: int,
@@ -295,25 +242,20 @@ def make_eval_dataset(
     pipeline_id: int = 0,
     with_keys: bool = False,
 ) -> tf.data.Dataset:
-    """Every record of a split once, in file order, with the evaluation preprocessing.
+    """Every validation record once, in file order, with the evaluation preprocessing.
 
     Evaluation shards by record so that the pipelines' shares differ by at most one
     record, and keeps the final partial batch: every example counts.
     """
-    share = pipeline_share(shards, num_pipelines, pipeline_id)
-    if share.policy == "file" and num_pipelines > 1:
-        share = dataclasses.replace(share, files=tuple(s["path"] for s in shards), policy="record")
-    records = _records(share, np.arange(len(share.files)))
+    records = read_files(source, [f.path for f in source.files("validation")])
+    if num_pipelines > 1:
+        records = records.shard(num_pipelines, pipeline_id)
 
-    def parse(serialized):
-        features = schema.parse_example(serialized)
+    def parse(record):
         image = preprocess.preprocess_for_eval(
-            features[schema.ENCODED], config.image_size, config.eval_crop_fraction
+            record[IMAGE], config.image_size, config.eval_crop_fraction
         )
-        label = tf.cast(features[schema.LABEL], tf.int32)
-        if with_keys:
-            return image, label, features[schema.SHA256]
-        return image, label
+        return _outputs(image, record, with_keys)
 
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
     if config.cache_eval:
@@ -322,81 +264,80 @@ def make_eval_dataset(
     return dataset.prefetch(config.prefetch_batches).with_options(dataset_options(config))
 
 
-def log_sharding(shards: list[dict[str, Any]], num_pipelines: int) -> None:
+def log_sharding(files: Sequence[RecordFile], num_pipelines: int) -> None:
     """Says once how the training files are split across input pipelines, and why."""
-    policy = pipeline_share(shards, num_pipelines, 0).policy
+    policy = epoch_order.pipeline_share(files, num_pipelines, 0).policy
     if policy == "file":
-        logging.info(
-            "Input sharding: by file (%d files over %d input pipelines).",
-            len(shards),
-            num_pipelines,
-        )
+        logging.info("Input sharding: by file (%d files over %d input pipelines).",
+                     len(files), num_pipelines)
     else:
         logging.info(
             "Input sharding: by record, because %d files are fewer than %d input pipelines; "
             "every pipeline reads all files and keeps a disjoint stride of records. "
             "Write more shards (visiontrain-data build --num_shards) to shard by file.",
-            len(shards),
-            num_pipelines,
+            len(files), num_pipelines,
         )
 
 
-def check_label_map(expected: list[str], manifest: dict[str, Any]) -> None:
-    """Refuses data whose label map differs from `expected` (e.g. a checkpoint's).
+class Reader:
+    """A record source behind the pipelines above: what the training loop reads.
 
-    Raises:
-      ValueError: naming both label maps; the class indices would silently mean
-        different classes otherwise.
-    """
-    labels = list(manifest["labels"])
-    if list(expected) != labels:
-        raise ValueError(
-            f"The checkpoint was trained with labels {list(expected)} but the data has "
-            f"{labels}; point --data_dir at data built with the same classes, or start a "
-            "new run directory."
-        )
-
-
-class ShardInput:
-    """Our TFRecord shards behind the interface of `tfds_reader.TfdsInput`.
-
-    The training loop takes either source and has one code path for both.
+    The methods mirror `make_train_dataset` and `make_eval_dataset` with the source
+    and config bound, so the loop has one code path for every source.
     """
 
-    def __init__(self, config: DataConfig):
+    def __init__(self, source: RecordSource, config: DataConfig):
+        self.source = source
         self.config = config
-        self.manifest = manifest_lib.load_manifest(config.data_dir)
-        self.labels = list(self.manifest["labels"])
-        self._shards = {split: split_shards(config.data_dir, self.manifest, split)
-                        for split in ("train", "validation")}
-
-    def preflight(self) -> None:
-        """Checks every shard's record count (sha256 when configured) and the tf.data service."""
-        manifest_lib.preflight(self.config.data_dir, ["train", "validation"],
-                               self.config.verify_sha256)
-        if self.config.tf_data_service:
-            data_service.check_dispatcher(self.config.tf_data_service)
+        self.labels = source.labels
 
     @property
     def digest(self) -> str:
-        """sha256 of the manifest: identifies the data a run was trained on."""
-        return manifest_lib.manifest_digest(self.config.data_dir)
+        """Identifies the data a run was trained on (see `RecordSource.digest`)."""
+        return self.source.digest
+
+    def preflight(self) -> None:
+        """Checks the source's files, and that the tf.data service answers when configured."""
+        self.source.preflight()
+        if self.config.tf_data_service:
+            data_service.check_dispatcher(self.config.tf_data_service)
 
     def steps_per_epoch(self, global_batch_size: int, num_pipelines: int = 1) -> int:
-        """See `steps_per_epoch`."""
-        return steps_per_epoch(self._shards["train"], global_batch_size, num_pipelines)
+        """See `epoch_order.steps_per_epoch`."""
+        return epoch_order.steps_per_epoch(self.source.files("train"), global_batch_size,
+                                           num_pipelines)
 
-    def train_dataset(self, **kwargs: Any) -> tf.data.Dataset:
-        """See `make_train_dataset`; takes its keyword arguments."""
-        return make_train_dataset(self._shards["train"], self.config, **kwargs)
+    def train_dataset(
+        self, *, epoch: int, batch_size: int, records_per_epoch: int, start_record: int = 0,
+        epochs: int = 1, num_pipelines: int = 1, pipeline_id: int = 0, with_keys: bool = False,
+    ) -> tf.data.Dataset:
+        """See `make_train_dataset`."""
+        return make_train_dataset(
+            self.source, self.config, epoch=epoch, batch_size=batch_size,
+            records_per_epoch=records_per_epoch, start_record=start_record, epochs=epochs,
+            num_pipelines=num_pipelines, pipeline_id=pipeline_id, with_keys=with_keys,
+        )
 
-    def eval_dataset(self, **kwargs: Any) -> tf.data.Dataset:
-        """See `make_eval_dataset`; takes its keyword arguments."""
-        return make_eval_dataset(self._shards["validation"], self.config, **kwargs)
+    def eval_dataset(
+        self, *, batch_size: int, num_pipelines: int = 1, pipeline_id: int = 0,
+        with_keys: bool = False,
+    ) -> tf.data.Dataset:
+        """See `make_eval_dataset`."""
+        return make_eval_dataset(self.source, self.config, batch_size=batch_size,
+                                 num_pipelines=num_pipelines, pipeline_id=pipeline_id,
+                                 with_keys=with_keys)
 
     def log_sharding(self, num_pipelines: int) -> None:
         """See `log_sharding`."""
-        log_sharding(self._shards["train"], num_pipelines)
+        log_sharding(self.source.files("train"), num_pipelines)
+
+
+def make_reader(config: DataConfig) -> Reader:
+    """The reader of `config.data_dir`: a prepared TFDS dataset for `tfds:NAME`, else shards."""
+    spec = tfds_reader.tfds_spec(config.data_dir)
+    if spec:
+        return Reader(tfds_reader.TfdsSource(spec, config.tfds_data_dir), config)
+    return Reader(ShardSource(config.data_dir, config.verify_sha256), config)
 
 
 def encoded_records(
@@ -407,8 +348,7 @@ def encoded_records(
     In file order; with `interleave`, one record of each shard in turn, so a short
     prefix samples every shard (shards are written round-robin over classes).
     """
-    manifest = manifest_lib.load_manifest(data_dir)
-    files = [s["path"] for s in split_shards(data_dir, manifest, split)]
+    files = [f.path for f in ShardSource(data_dir).files(split)]
 
     def parse(serialized):
         features = schema.parse_example(serialized)

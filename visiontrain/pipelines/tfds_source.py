@@ -15,7 +15,8 @@ import tensorflow_datasets as tfds
 from visiontrain.pipelines.sources import Source, SourceItem
 
 
-def _feature_keys(builder) -> tuple[str, str]:
+def feature_keys(builder) -> tuple[str, str]:
+    """(image key, label key) of a TFDS builder with one Image and one ClassLabel feature."""
     features = builder.info.features
     images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
     labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
@@ -52,7 +53,7 @@ def load_tfds(spec: str, data_dir: str | None) -> Source:
             f"TFDS dataset {spec!r} is not prepared in {builder.data_dir}; run "
             f"`tfds build {spec} --data_dir=...` first (the converter never downloads)"
         )
-    image_key, label_key = _feature_keys(builder)
+    image_key, label_key = feature_keys(builder)
     labels = tuple(builder.info.features[label_key].names)
     if "train" not in builder.info.splits:
         raise ValueError(f"TFDS dataset {spec!r} has no train split: {list(builder.info.splits)}")

@@ -25,7 +25,7 @@ from visiontrain import fileio
 from visiontrain.augment import policy as augment_lib
 from visiontrain.config import DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
-from visiontrain.pipelines import datasets, tfds_reader
+from visiontrain.pipelines import datasets
 from visiontrain.training import (
     checkpoints,
     optim,
@@ -82,11 +82,9 @@ def seed_everything(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def make_input(data: DataConfig) -> datasets.ShardInput | tfds_reader.TfdsInput:
+def make_input(data: DataConfig) -> datasets.Reader:
     """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
-    if tfds_reader.tfds_spec(data.data_dir):
-        return tfds_reader.TfdsInput(data)
-    return datasets.ShardInput(data)
+    return datasets.make_reader(data)
 
 
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
@@ -111,7 +109,7 @@ def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
 
 
 def log_augmented_samples(
-    source: datasets.ShardInput | tfds_reader.TfdsInput,
+    source: datasets.Reader,
     augmenter: augment_lib.Augmenter,
     position: dict[str, int],
     logdir: str,
@@ -288,7 +286,8 @@ def _train(
         profiler = summaries.ProfileWindow(log_dirs[rundir.TRAIN_LOGS], *config.profile_steps)
         cleanup.callback(profiler.close)
 
-    # ---- The loop: one dataset per epoch, resumed at the exact next batch.
+    # ---- The loop: one dataset for the rest of the run, resumed at the exact next batch
+    # (and rebuilt only after a NaN restore), so epochs follow without a set-up stall.
     logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replicas)%s.",
                  model_config.name, total_steps, steps_per_epoch, data.global_batch_size,
                  strategy.num_replicas_in_sync, f", resuming at step {step}" if step else "")
@@ -296,20 +295,24 @@ def _train(
     nan_retries = 0
     samples_logged = False
     phase = None
+    iterator = None
     while step < total_steps:
         epoch, in_epoch = divmod(step, steps_per_epoch)
-        position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
-        train_ds = strategy.distribute_datasets_from_function(
-            lambda ctx, position=position: source.train_dataset(
-                **position, batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
-                num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
+        if iterator is None:
+            position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
+            train_ds = strategy.distribute_datasets_from_function(
+                lambda ctx, position=position, epochs=config.epochs - epoch: source.train_dataset(
+                    **position, epochs=epochs,
+                    batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
+                    num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
+                )
             )
-        )
-        iterator = iter(train_ds)
+            iterator = iter(train_ds)
+            if chief and augmenter.stages and not samples_logged:
+                log_augmented_samples(source, augmenter, position, log_dirs[rundir.TRAIN_LOGS],
+                                      step)
+                samples_logged = True
         diverged = False
-        if chief and augmenter.stages and not samples_logged:
-            log_augmented_samples(source, augmenter, position, log_dirs[rundir.TRAIN_LOGS], step)
-            samples_logged = True
         while in_epoch < steps_per_epoch:
             todo = min(config.steps_per_loop, steps_per_epoch - in_epoch,
                        ckpt.steps_to_next_save(step), plan.steps_to_phase_change(step))
@@ -334,6 +337,7 @@ def _train(
                                 "checkpoint (step %d), retry %d of %d.", loss, bad_step,
                                 step, nan_retries, config.max_nan_retries)
                 diverged = True
+                iterator = None
                 break
             step += todo
             in_epoch += todo

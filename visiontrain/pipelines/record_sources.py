@@ -1,0 +1,99 @@
+"""Where the readers' records come from: the `RecordSource` protocol and our shards.
+
+A record source is a list of TFRecord files with known record counts, and a parser
+that turns one file into feature dicts. Everything else (sharding over input
+pipelines, the epoch's order, the remainder, decoding) is the source-independent
+pipeline in `datasets.py`. The TFDS source lives in `tfds_reader.py`, so reading
+our shards never imports tensorflow_datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple, Protocol
+
+import tensorflow as tf
+
+from visiontrain.pipelines import manifest as manifest_lib
+from visiontrain.pipelines import schema
+
+# The feature keys every source's `read` yields.
+IMAGE, LABEL, KEY = "image", "label", "key"
+
+
+class RecordFile(NamedTuple):
+    """One TFRecord file of a split and the number of records it holds."""
+
+    path: str
+    records: int
+
+
+class RecordSource(Protocol):
+    """A split-by-split list of TFRecord files and how to parse them.
+
+    `read(path)` yields, in file order, dicts of IMAGE (the still-encoded image
+    bytes), LABEL (int32) and KEY (a string naming the record, for exactly-once checks).
+    """
+
+    labels: list[str]
+
+    @property
+    def digest(self) -> str:
+        """Identifies the data a run was trained on."""
+
+    def preflight(self) -> None:
+        """Raises ValueError, with the fix, when the data cannot be read as it is."""
+
+    def files(self, split: str) -> list[RecordFile]:
+        """The split's files in their canonical order."""
+
+    def read(self, path: tf.Tensor) -> tf.data.Dataset:
+        """The feature dicts of one file (a scalar string tensor), in file order."""
+
+
+def split_shards(data_dir: str, manifest: dict[str, Any], split: str) -> list[dict[str, Any]]:
+    """The manifest's shard entries for `split`, with absolute paths under `path`."""
+    splits = manifest.get("splits", {})
+    if split not in splits:
+        raise ValueError(
+            f"The data in {data_dir} has no split {split!r}; it has {sorted(splits)}."
+        )
+    return [
+        dict(shard, path=os.path.join(data_dir, shard["file"]))
+        for shard in splits[split]["shards"]
+    ]
+
+
+@tf.autograph.experimental.do_not_convert
+def _parse_shard_record(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    features = schema.parse_example(serialized)
+    return {IMAGE: features[schema.ENCODED], LABEL: tf.cast(features[schema.LABEL], tf.int32),
+            KEY: features[schema.SHA256]}
+
+
+class ShardSource:
+    """The shards and manifest that `visiontrain-data build` writes."""
+
+    def __init__(self, data_dir: str, verify_sha256: bool = False):
+        self.data_dir = data_dir
+        self.verify_sha256 = verify_sha256
+        self.manifest = manifest_lib.load_manifest(data_dir)
+        self.labels = list(self.manifest["labels"])
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the manifest."""
+        return manifest_lib.manifest_digest(self.data_dir)
+
+    def preflight(self) -> None:
+        """Checks every shard's record count (and sha256 when asked)."""
+        manifest_lib.preflight(self.data_dir, ["train", "validation"], self.verify_sha256)
+
+    def files(self, split: str) -> list[RecordFile]:
+        """The split's shards in manifest order."""
+        return [RecordFile(s["path"], int(s["records"]))
+                for s in split_shards(self.data_dir, self.manifest, split)]
+
+    def read(self, path: tf.Tensor) -> tf.data.Dataset:
+        """The parsed records of one shard."""
+        return tf.data.TFRecordDataset(path).map(_parse_shard_record)
