@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -261,7 +262,21 @@ def corrupt_body_png(seed: int) -> bytes:
     return bytes(data)
 
 
-def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, caplog):
+@pytest.fixture
+def absl_caplog(caplog, monkeypatch):
+    """caplog that sees the converter's absl INFO lines whatever earlier tests did to absl.
+
+    Other tests run absl apps and TFDS in this process, which lower the absl logger's level
+    or stop it propagating to the root logger that caplog listens on.
+    """
+    absl_logger = logging.getLogger("absl")
+    monkeypatch.setattr(absl_logger, "propagate", True)
+    caplog.set_level("INFO", logger="absl")
+    return caplog
+
+
+def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, absl_caplog):
+    caplog = absl_caplog
     make_tree(tmp_path / "src", per_class=6)
     (tmp_path / "src" / "bee" / "garbled.png").write_bytes(corrupt_body_png(1))
     strict_out = tmp_path / "strict"
@@ -276,7 +291,8 @@ def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, c
     assert sum(s["num_records"] for s in result["splits"].values()) == 18
 
 
-def test_progress_logs_at_a_steady_wall_clock_interval(monkeypatch, caplog):
+def test_progress_logs_at_a_steady_wall_clock_interval(monkeypatch, absl_caplog):
+    caplog = absl_caplog
     clock = iter([0.0, 1.0, 4.0, 9.9, 10.5, 11.0, 25.0, 26.0])
     monkeypatch.setattr(make_tfrecords.time, "monotonic", lambda: next(clock))
     caplog.set_level("INFO")
