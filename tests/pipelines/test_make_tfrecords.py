@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import logging
 import os
 import shutil
 import signal
@@ -260,19 +259,6 @@ def corrupt_body_png(seed: int) -> bytes:
     start = data.index(b"IDAT") + 8
     data[start : start + 40] = bytes(40)
     return bytes(data)
-
-
-@pytest.fixture
-def absl_caplog(caplog, monkeypatch):
-    """caplog that sees the converter's absl INFO lines whatever earlier tests did to absl.
-
-    Other tests run absl apps and TFDS in this process, which lower the absl logger's level
-    or stop it propagating to the root logger that caplog listens on.
-    """
-    absl_logger = logging.getLogger("absl")
-    monkeypatch.setattr(absl_logger, "propagate", True)
-    caplog.set_level("INFO", logger="absl")
-    return caplog
 
 
 def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, absl_caplog):
