@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
 from tests.helpers.runs import run_train
-from tests.pipelines.test_tfds_reader import TinyShapes
+from tests.helpers.tfds_builders import TinyShapes
 from visiontrain.augment.policy import PRESETS
 
 pytestmark = pytest.mark.slow
