@@ -224,7 +224,9 @@ def _decode(data: bytes, info: ImageInfo) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # The header check against max_pixels already ran; Pillow's own bomb
-            # limit would otherwise second-guess a caller who raised it.
+            # limit would otherwise second-guess a caller who raised it. (The
+            # converter's threads share the filter list: a race can at worst let the
+            # warning print, it cannot change a result.)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             image.seek(0)

@@ -14,9 +14,7 @@ import datetime
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import signal
 import time
 from typing import Any
 
@@ -28,7 +26,7 @@ import visiontrain
 from visiontrain import config as config_lib
 from visiontrain import fileio
 from visiontrain.config import ConvertConfig
-from visiontrain.pipelines import image_gate, label_files, schema, sources, tfds_source
+from visiontrain.pipelines import gate_pool, label_files, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
 # At least this many shards per split (when each keeps >= _MIN_RECORDS_PER_SHARD):
@@ -41,40 +39,6 @@ PROGRESS_SECONDS = 10.0
 
 class BuildError(RuntimeError):
     """The build could not finish as asked (e.g. --strict with rejected files)."""
-
-
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the parent reports it (one line),
-    # the pool is torn down with it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _scan_one(args: tuple[sources.SourceItem, int]) -> tuple[str, int, str]:
-    item, max_pixels = args
-    try:
-        data = item.read()
-    except OSError as err:
-        return "", 0, f"unreadable: {err.strerror}"
-    try:
-        image_gate.check(data, max_pixels)
-        reason = ""
-    except image_gate.RejectedImage as err:
-        reason = err.reason
-    return hashlib.sha256(data).hexdigest(), len(data), reason
-
-
-def _prepare_one(args: tuple[sources.SourceItem, ConvertConfig]):
-    item, cfg = args
-    try:
-        return image_gate.prepare(
-            item.read(),
-            keep_png=cfg.keep_png,
-            jpeg_quality=cfg.jpeg_quality,
-            max_side=cfg.max_side,
-            max_pixels=cfg.max_pixels,
-        )
-    except image_gate.RejectedImage as err:
-        return err.reason
 
 
 def _load_source(cfg: ConvertConfig) -> sources.Source:
@@ -218,7 +182,7 @@ def _write_split(pool, cfg, split, shards, hashes, labels) -> dict:
     # One ordered stream over every shard still to write keeps all workers busy
     # across shard boundaries.
     todo = [(item, cfg) for shard, k in zip(shards, kept) if k is None for item in shard]
-    prepared = pool.imap(_prepare_one, todo, chunksize=4)
+    prepared = pool.imap(gate_pool.prepare_one, todo, chunksize=4)
     progress = Progress(f"writing {split}", len(todo))
     for name, shard, digest, record in zip(names, shards, digests, kept):
         if record is None:
@@ -252,15 +216,15 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
       ValueError: a bad source (missing, empty class, < 2 classes, unknown TFDS name).
       BuildError: `strict` and some files were rejected; nothing is written.
     """
-    # Workers only run Pillow code; forking before any TF op has run keeps them clean.
     workers = cfg.num_workers or os.cpu_count() or 1
-    with multiprocessing.get_context("fork").Pool(workers, _ignore_sigint) as pool:
+    with gate_pool.make_pool(workers) as pool:
         source = _load_source(cfg)
         logging.info("read %s as %s: %d files, %d classes", cfg.source, source.layout or "TFDS",
                      len(source.items) + len(source.stray), len(source.labels))
         for link, reason in source.links:
             logging.warning("%s: %s", link, reason)
-        scanned = pool.imap(_scan_one, [(i, cfg.max_pixels) for i in source.items], chunksize=16)
+        scanned = pool.imap(gate_pool.scan_one, [(i, cfg.max_pixels) for i in source.items],
+                            chunksize=16)
         hashes, sizes, accepted = {}, {}, []
         skipped = [{"file": f, "reason": r} for f, r in source.stray]
         progress = Progress("scanning", len(source.items))
