@@ -18,14 +18,11 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
+from visiontrain.errors import UserError
+from visiontrain.flags.jobs import define_demo_flags
 from visiontrain.tools.common import run_main
 
-flags.DEFINE_string("workdir", "demo_out", "Where every artifact of the demo goes.")
-flags.DEFINE_string(
-    "flagfile_train", os.path.join("configs", "digits_demo.cfg"), "Training flagfile."
-)
-flags.DEFINE_integer("seed", 0, "Seed of the held-out split.")
-flags.DEFINE_float("val_fraction", 0.2, "Held-out fraction per class.", 0.05, 0.5)
+define_demo_flags()
 FLAGS = flags.FLAGS
 
 
@@ -67,7 +64,8 @@ def _tool(name: str, *args: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         sys.stderr.write(result.stdout + result.stderr)
-        raise RuntimeError(f"visiontrain-{name} failed with exit code {result.returncode}.")
+        raise UserError(f"visiontrain-{name} failed with exit code {result.returncode} "
+                        "(its output is above).")
     return result.stdout
 
 

@@ -15,22 +15,10 @@ import os
 import numpy as np
 from absl import flags
 
+from visiontrain.flags.jobs import define_evaluate_flags
 from visiontrain.tools.common import run_main
 
-flags.DEFINE_string("run_dir", None, "A training run (its newest checkpoint is evaluated).")
-flags.DEFINE_string("saved_model", None, "An exported version directory instead of a run.")
-flags.DEFINE_string("data_dir", None, "Shards to evaluate on (default: the run's).")
-flags.DEFINE_string("split", "validation", "Split of the shards.")
-flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.", lower_bound=1)
-flags.DEFINE_string("output", None, "Write the JSON report here; the PNGs go beside it.")
-flags.DEFINE_string("logdir", None, "TensorBoard directory (default: RUN/validation).")
-flags.DEFINE_integer("mistakes", 16, "Most confident mistakes drawn in mistakes.png.",
-                     lower_bound=0)
-flags.register_multi_flags_validator(
-    ["run_dir", "saved_model"],
-    lambda f: bool(f["run_dir"]) != bool(f["saved_model"]),
-    message="Pass exactly one of --run_dir and --saved_model.",
-)
+define_evaluate_flags()
 FLAGS = flags.FLAGS
 
 
@@ -38,6 +26,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.evaluation import metrics, predictors
+    from visiontrain.evaluation.report import write_images
     from visiontrain.fileio import write_json_atomic
     from visiontrain.pipelines import datasets
     from visiontrain.pipelines import manifest as manifest_lib
@@ -74,27 +63,6 @@ def main(argv: list[str]) -> None:
     if FLAGS.output:
         write_json_atomic(FLAGS.output, report)
     print(metrics.format_report(report))
-
-
-def write_images(report, mistakes, directory: str, image_size: int) -> dict[str, str]:
-    """confusion_matrix.png and mistakes.png in `directory`; returns their paths."""
-    import tensorflow as tf
-
-    from visiontrain.evaluation import render
-    from visiontrain.fileio import write_bytes_atomic
-    from visiontrain.pipelines.preprocess import preprocess_for_eval
-
-    os.makedirs(directory, exist_ok=True)
-    paths = {"confusion_matrix": os.path.join(directory, "confusion_matrix.png")}
-    pictures = {"confusion_matrix": render.labelled_confusion_image(
-        np.array(report["confusion_matrix"]), [row["class"] for row in report["per_class"]])}
-    if mistakes:
-        images = np.stack([preprocess_for_eval(m[1], image_size, 1.0).numpy() for m in mistakes])
-        pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))
-        paths["mistakes"] = os.path.join(directory, "mistakes.png")
-    for name, picture in pictures.items():
-        write_bytes_atomic(paths[name], tf.io.encode_png(picture).numpy())
-    return paths
 
 
 def run() -> None:

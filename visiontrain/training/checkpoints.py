@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from visiontrain import fileio
 from visiontrain.config import TrainConfig
+from visiontrain.errors import UserError
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
 
@@ -112,7 +113,7 @@ class RunCheckpoints:
             self._saved_step = self.step()
             return self.step()
         if candidates:
-            raise RuntimeError(
+            raise UserError(
                 f"None of the checkpoints in {self.directory} could be restored; move them "
                 "away to start afresh."
             )
