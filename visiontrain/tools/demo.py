@@ -1,4 +1,4 @@
-"""The end-to-end demo behind `make demo`: real digit scans to a served prediction.
+"""visiontrain-demo: the end-to-end demo behind `make demo`, digit scans to a served prediction.
 
 Runs the same console tools a user would, in order, each in its own process:
 scikit-learn's 1,797 handwritten digit scans -> a class-per-folder PNG tree ->
