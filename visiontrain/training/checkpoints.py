@@ -33,12 +33,13 @@ import tensorflow as tf
 from visiontrain import fileio
 from visiontrain.config import TrainConfig
 from visiontrain.errors import UserError
+from visiontrain.models.pretrained import RUN_BEST_WEIGHTS
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
 
 BEST = "best"
 BEST_RECORD = "best.json"
-BEST_WEIGHTS = "best.weights.h5"
+BEST_WEIGHTS = RUN_BEST_WEIGHTS
 
 
 class RunCheckpoints:
