@@ -19,6 +19,7 @@ from visiontrain.config import (
     TrainConfig,
 )
 from visiontrain.flags import configs, convert, definitions
+from visiontrain.flags import export as export_flags
 from visiontrain.flags.defaults import FLAG_NAMES
 
 TRAIN_GROUPS = (definitions.define_data_flags, definitions.define_model_flags,
@@ -45,7 +46,7 @@ TOOLS = {
         (configs.train_config(fv), TrainConfig(run_dir="run")),
         (configs.distribution_config(fv), DistributionConfig()),
     ]),
-    "export": ((definitions.define_export_flags,), ("--run_dir=run", "--export_dir=out"),
+    "export": ((export_flags.define_export_flags,), ("--run_dir=run", "--export_dir=out"),
                lambda fv: [(configs.export_config(fv), ExportConfig(run_dir="run",
                                                                     export_dir="out"))]),
     "data": ((convert.define_convert_flags,), ("--source=images", "--output=shards"),

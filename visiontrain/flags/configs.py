@@ -15,8 +15,6 @@ from typing import Any
 
 from absl import flags
 
-from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
-from visiontrain.augment.policy import parse_policy
 from visiontrain.config import (
     ConvertConfig,
     DataConfig,
@@ -73,12 +71,16 @@ def resolve_augment(spec: str, preset: str | None) -> str:
     Raises:
       ValueError: both flags given, or the spec does not parse (the parser's message).
     """
+    # Imported here, not at the top: the export and data tools convert their flags
+    # before TensorFlow (which the policy module needs) is imported.
+    from visiontrain.augment.policy import PRESETS, parse_policy
+
     if spec and preset is not None:
         raise ValueError(
             f"--augment={spec!r} and --augment_preset={preset} are mutually exclusive; "
             "pass one (a preset is a named --augment spec)."
         )
-    resolved = AUGMENT_PRESETS[preset] if preset is not None else spec
+    resolved = PRESETS[preset] if preset is not None else spec
     try:
         parse_policy(resolved)
     except ValueError as err:

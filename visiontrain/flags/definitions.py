@@ -1,4 +1,4 @@
-"""absl flag definitions of the training and export jobs, grouped by concern.
+"""absl flag definitions of the training job, grouped by concern.
 
 Tools call the `define_*` functions they need, then `visiontrain.flags.configs`
 turns the parsed flags into frozen configs once. Library code never reads FLAGS.
@@ -16,7 +16,6 @@ from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
 from visiontrain.config import (
     DataConfig,
     DistributionConfig,
-    ExportConfig,
     ModelConfig,
     TrainConfig,
     parse_address,
@@ -175,21 +174,3 @@ def define_distribution_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("string", "tpu", "TPU name or grpc:// address (strategy=tpu).")
     define("integer", "collective_timeout_s", "Fail a collective after this long.",
            lower_bound=1)
-
-
-def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-    """Where a run becomes a versioned SavedModel."""
-    define = Definer(ExportConfig, fv, __name__)
-    define("string", "run_dir", "The training run to export.")
-    define("string", "export_dir", "EXPORT/NAME; versions go below it.")
-    define("string", "version", "Version number, or 'auto' for the next one.")
-    define("integer", "top_k", "k of the top_k outputs.", lower_bound=1)
-    define("integer", "max_pixels", "Requests whose image headers declare more pixels are "
-           "rejected (INVALID_ARGUMENT) before decoding.", lower_bound=1)
-    define("enum", "tflite", "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] "
-           "preprocessed input); int8 is calibrated on training images.",
-           enum_values=["", "float32", "float16", "int8"])
-    flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
-    flags.register_validator(
-        "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),
-        message="--version must be a positive integer or 'auto'.", flag_values=fv)
