@@ -23,17 +23,24 @@ def _path_field(default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata=_PATH)
 
 
-def absolute_paths(config: Any) -> None:
-    """Rewrites the path fields of a frozen config in place (from __post_init__) as absolute.
+def absolute_path(value: str) -> str:
+    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'tfds:NAME'
+    and URLs such as gs://bucket/dir are kept as they are."""
+    if value in _NOT_PATHS or value.startswith("tfds:") or "://" in value:
+        return value
+    return os.path.abspath(value)
 
-    Values that are not local paths are kept: '' (unset), 'imagenet', 'tfds:NAME' and
-    URLs such as gs://bucket/dir.
-    """
+
+def is_path_field(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get("path"))
+
+
+def absolute_paths(config: Any) -> None:
+    """Rewrites the path fields of a frozen config in place (from __post_init__) as absolute."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if (field.metadata.get("path") and isinstance(value, str) and value not in _NOT_PATHS
-                and not value.startswith("tfds:") and "://" not in value):
-            object.__setattr__(config, field.name, os.path.abspath(value))
+        if is_path_field(field) and isinstance(value, str):
+            object.__setattr__(config, field.name, absolute_path(value))
 
 
 def parse_address(address: str) -> tuple[str, int]:

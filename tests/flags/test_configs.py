@@ -156,3 +156,19 @@ def test_a_bad_dispatcher_address_is_refused_by_the_config():
     with pytest.raises(ValueError, match="grpc://HOST:PORT"):
         DataConfig(data_dir="/d", tf_data_service="http://h:1")
     assert os.path.isabs(DataConfig(data_dir="d", tf_data_service="grpc://h:1").data_dir)
+
+
+def test_flagfile_text_replays_with_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fv = parsed(TRAIN_GROUPS, "--data_dir=shards", "--run_dir=run", "--pretrained=imagenet",
+                "--epochs=3")
+    text = configs.flagfile_text(fv).splitlines()
+    assert f"--data_dir={tmp_path / 'shards'}" in text
+    assert f"--run_dir={tmp_path / 'run'}" in text
+    assert "--pretrained=imagenet" in text and "--epochs=3" in text
+    replayed = flags.FlagValues()
+    for define in TRAIN_GROUPS:
+        define(replayed)
+    replayed(["prog", *text])
+    assert configs.train_config(replayed) == configs.train_config(fv)
+    assert configs.data_config(replayed) == configs.data_config(fv)

@@ -48,6 +48,7 @@ def test_every_tool_takes_relative_paths_from_any_directory(tmp_path):
     config = json.loads((work / "run" / "config.json").read_text())
     assert config["data"]["data_dir"] == str(work / "shards")
     assert config["train"]["run_dir"] == str(work / "run")
+    assert f"--data_dir={work / 'shards'}" in (work / "run" / "flags.txt").read_text()
 
     report = other / "report.json"
     tool("evaluate", "--run_dir=../work/run", "--output=report.json", cwd=other)

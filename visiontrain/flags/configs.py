@@ -15,6 +15,7 @@ from typing import Any
 
 from absl import flags
 
+from visiontrain import config as config_lib
 from visiontrain.config import (
     ConvertConfig,
     DataConfig,
@@ -113,6 +114,16 @@ def convert_config(flag_values: flags.FlagValues = FLAGS) -> ConvertConfig:
     return from_flags(ConvertConfig, flag_values)
 
 
+# Flags that name files or directories: written absolute into flags.txt, so the run's
+# flagfile replays the same run from any working directory.
+PATH_FLAGS = frozenset(
+    flag_name(cls, field.name)
+    for cls in (ConvertConfig, DataConfig, DistributionConfig, ExportConfig, ModelConfig,
+                TrainConfig)
+    for field in dataclasses.fields(cls) if config_lib.is_path_field(field)
+)
+
+
 def flagfile_text(flag_values: flags.FlagValues = FLAGS) -> str:
     """Every visiontrain flag with its effective value, as a replayable flagfile."""
     lines = []
@@ -120,6 +131,10 @@ def flagfile_text(flag_values: flags.FlagValues = FLAGS) -> str:
         if "visiontrain" not in module:
             continue
         for flag in sorted(module_flags, key=lambda f: f.name):
-            if flag.value is not None:
+            if flag.value is None:
+                continue
+            if flag.name in PATH_FLAGS:
+                lines.append(f"--{flag.name}={config_lib.absolute_path(flag.value)}")
+            else:
                 lines.append(flag.serialize())
     return "\n".join(lines) + "\n"
