@@ -20,7 +20,7 @@ from visiontrain.config import (
 )
 from visiontrain.flags import configs, convert, definitions
 from visiontrain.flags import export as export_flags
-from visiontrain.flags.defaults import FLAG_NAMES
+from visiontrain.flags.defaults import flag_name
 
 TRAIN_GROUPS = (definitions.define_data_flags, definitions.define_model_flags,
                 definitions.define_training_flags, definitions.define_distribution_flags)
@@ -69,7 +69,7 @@ def test_every_config_field_has_a_flag(tool):
     for config, _ in build(fv):
         cls = type(config)
         missing = [f.name for f in dataclasses.fields(cls)
-                   if FLAG_NAMES.get((cls, f.name), f.name) not in fv
+                   if flag_name(cls, f.name) not in fv
                    and (cls, f.name) not in NOT_FLAGS]
         assert not missing, f"{cls.__name__} fields without a flag: {missing}"
 

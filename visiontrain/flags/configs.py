@@ -24,13 +24,9 @@ from visiontrain.config import (
     ModelConfig,
     TrainConfig,
 )
-from visiontrain.flags.defaults import FLAG_NAMES
+from visiontrain.flags.defaults import flag_name
 
 FLAGS = flags.FLAGS
-
-
-def flag_name(cls: type, field: str) -> str:
-    return FLAG_NAMES.get((cls, field), field)
 
 
 def from_flags(cls: type, flag_values: flags.FlagValues = FLAGS, **resolved: Any) -> Any:
@@ -47,8 +43,9 @@ def from_flags(cls: type, flag_values: flags.FlagValues = FLAGS, **resolved: Any
         if field.name in resolved or name not in flag_values:
             continue
         value = flag_values[name].value
-        if value is None and field.default is dataclasses.MISSING:
-            missing.append(f"--{name}")
+        if value is None:
+            if field.default is dataclasses.MISSING:
+                missing.append(f"--{name}")
         elif isinstance(value, list):
             (element, _) = typing.get_args(types[field.name])
             try:

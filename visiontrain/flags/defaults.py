@@ -16,6 +16,11 @@ from visiontrain.config import ModelConfig
 FLAG_NAMES = {(ModelConfig, "name"): "model"}
 
 
+def flag_name(cls: type, field: str) -> str:
+    """The flag that fills field `field` of config `cls`."""
+    return FLAG_NAMES.get((cls, field), field)
+
+
 def field_default(cls: type, name: str) -> Any:
     """Field `name` of config `cls`'s default, as a flag default (None: no default)."""
     value = next(f.default for f in dataclasses.fields(cls) if f.name == name)
