@@ -33,10 +33,10 @@ BAD = {
     "bench": ("--batch=0", "--batch"),
     "data": ("--jpeg_quality=0", "--jpeg_quality must be in [1, 100]"),
     "demo": ("--val_fraction=0.9", "--val_fraction"),
-    "evaluate": ("--split=validation", "Pass exactly one of --run_dir and --saved_model"),
-    "export": ("--run_dir=r", "--export_dir"),
+    "evaluate": ("--split=validation", "error: Pass exactly one of --run_dir and --saved_model"),
+    "export": ("--run_dir=r", "--export_dir is required"),
     "predict": ("--saved_model", "--saved_model"),
-    "train": ("--data_dir=d", "--run_dir"),
+    "train": ("--data_dir=d", "--run_dir is required"),
 }
 
 

@@ -7,6 +7,7 @@ one line; 130 interrupted; anything else (1 with a traceback) is a bug.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable
 
@@ -52,8 +53,16 @@ def help_text(description: str, full: bool, flag_values: flags.FlagValues = flag
     return "\n\n".join(parts) + "\n"
 
 
-def one_line(message: str) -> str:
-    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+# absl's wording for a required flag left out (said as "--NAME is required"), and the
+# "flags a=1, b=2: " it puts before a multi-flag validator's message, which names them.
+_ABSL_REQUIRED = re.compile(r"flag --(\w+)=None: Flag --\1 must have a value other than None\.")
+_ABSL_MULTI = re.compile(r"^flags \w+=[^:]*: ")
+
+
+def flag_error_line(error: flags.Error) -> str:
+    """absl's message for a flag error, on one line, a missing flag said plainly."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return _ABSL_MULTI.sub("", _ABSL_REQUIRED.sub(r"--\1 is required", text))
 
 
 def _parser(name: str, description: str) -> Callable[[list[str]], list[str]]:
@@ -65,7 +74,7 @@ def _parser(name: str, description: str) -> Callable[[list[str]], list[str]]:
         try:
             return flags.FLAGS(argv)
         except flags.Error as err:
-            print(f"{name}: error: {one_line(err)} (see {name} --help)", file=sys.stderr)
+            print(f"{name}: error: {flag_error_line(err)} (see {name} --help)", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
     return parse
