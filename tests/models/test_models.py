@@ -239,19 +239,16 @@ def test_pretrained_whole_model_same_and_different_head(tmp_path, caplog):
     assert "head was replaced" in caplog.text
 
 
-def test_pretrained_run_directory_loads_its_best_weights(tmp_path, caplog, monkeypatch):
+def test_pretrained_run_directory_loads_its_best_weights(tmp_path, absl_caplog):
     """--pretrained=RUN_DIR: the run's best.weights.h5, the file training publishes."""
     from visiontrain.training.checkpoints import BEST_WEIGHTS
 
     source = _build("small_cnn", 32, num_classes=10)
     (tmp_path / "run").mkdir()
     source.save_weights(str(tmp_path / "run" / BEST_WEIGHTS))
-    # Earlier tests may stop absl's logger propagating to the root logger caplog reads.
-    monkeypatch.setattr(logging.getLogger("absl"), "propagate", True)
-    with caplog.at_level(logging.INFO, logger="absl"):
-        model = _build("small_cnn", 32, num_classes=10, pretrained=str(tmp_path / "run"))
+    model = _build("small_cnn", 32, num_classes=10, pretrained=str(tmp_path / "run"))
     _assert_same_weights(model, source)
-    assert f"loading its best weights, {tmp_path / 'run' / BEST_WEIGHTS}" in caplog.text
+    assert f"loading its best weights, {tmp_path / 'run' / BEST_WEIGHTS}" in absl_caplog.text
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(ValueError, match="is a directory without best.weights.h5"):
         _build("small_cnn", 32, pretrained=str(tmp_path / "empty_run"))

@@ -54,6 +54,16 @@ def define_bench_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                          "400 unless given).", lower_bound=8, flag_values=fv)
     flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.",
                       flag_values=fv)
+    flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.",
+                        flag_values=fv)
+    flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("pretrain_epochs", 10, "transfer: epochs on the first five classes.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("epochs", 12, "transfer: epochs of each few-shot run.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_bool("freeze_bn", True, "transfer: keep BatchNorm frozen while fine-tuning.",
+                      flag_values=fv)
 
 
 def define_demo_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

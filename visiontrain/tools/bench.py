@@ -3,6 +3,7 @@
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
     visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
     visiontrain-bench train [--num_images=400] [--json]
+    visiontrain-bench transfer --images=TREE [--model=resnet20 --shots=20] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -50,7 +51,18 @@ def _train() -> tuple[dict, Callable[[dict], None]]:
                        rounds=FLAGS.repeats), _print_lines
 
 
-BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}
+def _transfer() -> tuple[dict, Callable[[dict], None]]:
+    from visiontrain.bench.transfer import bench_transfer
+
+    if not FLAGS.images:
+        raise ValueError("transfer needs --images=TREE, a {train,test}/<class>/ tree of 10 "
+                         "classes (e.g. a CIFAR-10 JPEG subset).")
+    return bench_transfer(FLAGS.images, model=FLAGS.model, shots=FLAGS.shots,
+                          pretrain_epochs=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
+                          freeze_bn=FLAGS.freeze_bn), _print_lines
+
+
+BENCHMARKS = {"augment": _augment, "input": _input, "train": _train, "transfer": _transfer}
 
 
 def main(argv: list[str]) -> None:
