@@ -52,7 +52,8 @@ def test_every_tool_takes_relative_paths_from_any_directory(tmp_path):
 
     report = other / "report.json"
     tool("evaluate", "--run_dir=../work/run", "--output=report.json", cwd=other)
-    assert json.loads(report.read_text())["data_dir"] == str(work / "shards")
+    written = json.loads(report.read_text())
+    assert written["data_dir"] == str(work / "shards") and written["source"] == str(work / "run")
     exported = tool("export", "--run_dir=../work/run", "--export_dir=models/shades", cwd=other)
     assert (other / "models" / "shades" / "1" / "saved_model.pb").exists(), exported.stdout
     predicted = tool("predict", "--saved_model=models/shades/1", "--json",

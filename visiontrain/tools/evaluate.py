@@ -15,6 +15,7 @@ import os
 import numpy as np
 from absl import flags
 
+from visiontrain.config import absolute_path
 from visiontrain.flags.jobs import define_evaluate_flags
 from visiontrain.tools.common import run_main
 
@@ -33,17 +34,20 @@ def main(argv: list[str]) -> None:
     from visiontrain.serving import predict as serving_predict
     from visiontrain.training import rundir, summaries
 
-    if FLAGS.run_dir:
-        model, labels, data, _ = rundir.load_run(FLAGS.run_dir)
-        predict, source = predictors.model_predictor(model, data), FLAGS.run_dir
+    # The report records absolute paths: it means the same files read from anywhere.
+    run_dir, saved_model, data_dir = (absolute_path(FLAGS[name].value or "")
+                                      for name in ("run_dir", "saved_model", "data_dir"))
+    if run_dir:
+        model, labels, data, _ = rundir.load_run(run_dir)
+        predict, source = predictors.model_predictor(model, data), run_dir
         image_size = data.image_size
-        data_dir = FLAGS.data_dir or data.data_dir
+        data_dir = data_dir or data.data_dir
     else:
-        if not FLAGS.data_dir:
+        if not data_dir:
             raise ValueError("--saved_model needs --data_dir, the shards to evaluate on.")
-        predict, labels = serving_predict.saved_model_predictor(FLAGS.saved_model)
-        source, data_dir = FLAGS.saved_model, FLAGS.data_dir
-        image_size = serving_predict.saved_model_image_size(FLAGS.saved_model)
+        predict, labels = serving_predict.saved_model_predictor(saved_model)
+        source = saved_model
+        image_size = serving_predict.saved_model_image_size(saved_model)
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
     predictors.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
@@ -51,8 +55,8 @@ def main(argv: list[str]) -> None:
     probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
     report = metrics.summarize(probabilities, labels_, labels)
     report.update(source=source, data_dir=data_dir, split=FLAGS.split)
-    logdir = FLAGS.logdir or (os.path.join(FLAGS.run_dir, rundir.VALIDATION_LOGS)
-                              if FLAGS.run_dir else None)
+    logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
+                              if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
     if image_dir:
         report["images"] = write_images(report, mistakes, image_dir, image_size)
