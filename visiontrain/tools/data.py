@@ -33,7 +33,7 @@ def _build() -> None:
     try:
         result = make_tfrecords.build(cfg)
     except KeyboardInterrupt:
-        print("visiontrain-data: interrupted; complete shards are kept, rerun the same "
+        print("visiontrain-data: error: interrupted; complete shards are kept, rerun the same "
               "command to resume", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     print(f"layout: {result['layout'] or 'TFDS splits'}")
