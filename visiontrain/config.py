@@ -9,16 +9,64 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import urllib.parse
 from typing import Any
+
+# Marks a field that names a file or directory. Such fields are stored absolute: a
+# config written to a run's records must mean the same file from any working directory.
+_PATH = {"path": True}
+_NOT_PATHS = ("", "imagenet")
+
+
+def _path_field(default: Any = dataclasses.MISSING) -> Any:
+    return dataclasses.field(default=default, metadata=_PATH)
+
+
+def absolute_path(value: str) -> str:
+    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'tfds:NAME'
+    and URLs such as gs://bucket/dir are kept as they are."""
+    if value in _NOT_PATHS or value.startswith("tfds:") or "://" in value:
+        return value
+    return os.path.abspath(value)
+
+
+def is_path_field(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get("path"))
+
+
+def absolute_paths(config: Any) -> None:
+    """Rewrites the path fields of a frozen config in place (from __post_init__) as absolute."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if is_path_field(field) and isinstance(value, str):
+            object.__setattr__(config, field.name, absolute_path(value))
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """(host, port) of a `grpc://HOST:PORT` tf.data service dispatcher address.
+
+    Raises:
+      ValueError: the address is not of that form.
+    """
+    how = f"--tf_data_service={address!r} is not a dispatcher address; use grpc://HOST:PORT"
+    parts = urllib.parse.urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{how} with a port in [1, 65535] ({error}).") from None
+    if parts.scheme != "grpc" or not parts.hostname or not port or parts.path or parts.query:
+        raise ValueError(f"{how}, e.g. grpc://dispatcher.example.com:5050.")
+    return parts.hostname, port
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvertConfig:
     """Everything `build` needs; see visiontrain/flags/convert.py for the meaning."""
 
-    source: str
-    output: str
-    tfds_data_dir: str = ""
+    source: str = _path_field()
+    output: str = _path_field()
+    tfds_data_dir: str = _path_field("")
     val_fraction: float = 0.1
     seed: int = 0
     shard_size_mb: float = 150.0
@@ -31,12 +79,15 @@ class ConvertConfig:
     dedupe: bool = False
     num_workers: int = 0
 
+    def __post_init__(self):
+        absolute_paths(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the shards are and how batches are made from them."""
 
-    data_dir: str
+    data_dir: str = _path_field()
     image_size: int = 224
     global_batch_size: int = 128
     # Random-resized-crop ranges, the Inception/timm defaults.
@@ -56,26 +107,34 @@ class DataConfig:
     tf_data_service: str = ""
     seed: int = 0
     # Where TFDS datasets are prepared, for data_dir="tfds:NAME[/CONFIG]".
-    tfds_data_dir: str = ""
+    tfds_data_dir: str = _path_field("")
+
+    def __post_init__(self):
+        absolute_paths(self)
+        if self.tf_data_service:
+            parse_address(self.tf_data_service)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Which network to build; the class count comes from the data's label map."""
 
-    name: str = "resnet20"
+    name: str = "resnet50"
     num_classes: int = 0
     dropout: float = 0.0
     zero_init_residual: bool = True
     sync_bn: bool = False
-    pretrained: str = ""
+    pretrained: str = _path_field("")
+
+    def __post_init__(self):
+        absolute_paths(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, schedule, checkpointing and logging of one training run."""
 
-    run_dir: str
+    run_dir: str = _path_field()
     epochs: int = 10
     optimizer: str = "sgd"
     base_lr: float = 0.1
@@ -110,7 +169,16 @@ class TrainConfig:
     profile_steps: tuple[int, ...] = ()
     # Where this worker saves its final weights (.weights.h5): lets a multi-worker job
     # check that every worker ended with the same weights.
-    final_weights: str = ""
+    final_weights: str = _path_field("")
+
+    def __post_init__(self):
+        absolute_paths(self)
+        steps = self.profile_steps
+        if steps and (len(steps) != 2 or not 0 <= steps[0] < steps[1]):
+            raise ValueError(
+                f"--profile_steps={','.join(map(str, steps))}: expected two step numbers A,B "
+                "with 0 <= A < B, e.g. 10,20."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +197,15 @@ class DistributionConfig:
 class ExportConfig:
     """Where and how a trained run becomes a versioned SavedModel."""
 
-    run_dir: str
-    export_dir: str
+    run_dir: str = _path_field()
+    export_dir: str = _path_field()
     version: str = "auto"
     top_k: int = 5
     max_pixels: int = 50_000_000
     tflite: str = ""
+
+    def __post_init__(self):
+        absolute_paths(self)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from visiontrain.bench.transfer import bench_transfer
-from visiontrain.tools.demo import write_digits_tree
+from visiontrain.pipelines.digits import write_digits_tree
 
 
 @pytest.mark.slow

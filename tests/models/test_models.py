@@ -239,6 +239,21 @@ def test_pretrained_whole_model_same_and_different_head(tmp_path, caplog):
     assert "head was replaced" in caplog.text
 
 
+def test_pretrained_run_directory_loads_its_best_weights(tmp_path, absl_caplog):
+    """--pretrained=RUN_DIR: the run's best.weights.h5, the file training publishes."""
+    from visiontrain.training.checkpoints import BEST_WEIGHTS
+
+    source = _build("small_cnn", 32, num_classes=10)
+    (tmp_path / "run").mkdir()
+    source.save_weights(str(tmp_path / "run" / BEST_WEIGHTS))
+    model = _build("small_cnn", 32, num_classes=10, pretrained=str(tmp_path / "run"))
+    _assert_same_weights(model, source)
+    assert f"loading its best weights, {tmp_path / 'run' / BEST_WEIGHTS}" in absl_caplog.text
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(ValueError, match="is a directory without best.weights.h5"):
+        _build("small_cnn", 32, pretrained=str(tmp_path / "empty_run"))
+
+
 def test_pretrained_backbone_file_of_our_own_resnet_and_mismatch(tmp_path):
     source = _build("resnet20", 32).get_layer("backbone")
     path = str(tmp_path / "backbone.weights.h5")

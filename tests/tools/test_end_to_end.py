@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from visiontrain.tools.demo import write_digits_tree
+from visiontrain.pipelines.digits import write_digits_tree
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ import pytest
 from absl import flags
 
 from tests.helpers.runs import run_train
-from visiontrain.flags.definitions import check_model_name, resolve_augment
+from visiontrain.flags.configs import resolve_augment
+from visiontrain.flags.definitions import check_model_name
 from visiontrain.training.loop import check_batch
 
 

@@ -52,13 +52,6 @@ def test_hparams_dashboard(tmp_path):
     assert metric.step == 7 and tf.make_ndarray(metric.tensor_proto) == pytest.approx(0.5)
 
 
-def test_parse_profile_steps():
-    assert summaries.parse_profile_steps("10,20") == (10, 20)
-    for bad in ("10", "20,10", "a,b", "1,2,3"):
-        with pytest.raises(ValueError, match="profile_steps"):
-            summaries.parse_profile_steps(bad)
-
-
 def test_profile_window_writes_a_trace(tmp_path):
     window = summaries.ProfileWindow(str(tmp_path), 2, 4)
     for step in range(6):

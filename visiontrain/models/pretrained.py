@@ -2,9 +2,11 @@
 
 `pretrained` is "" (random init), "imagenet" (keras.applications download) or a path to:
   * a backbone-only weights file: the keras.applications no-top layout, legacy `.h5`
-    (what keras downloads) or `.weights.h5` (`backbone.save_weights`); or
+    (what keras downloads) or `.weights.h5` (`backbone.save_weights`);
   * a whole visiontrain model's `.weights.h5` (`model.save_weights`), possibly with a
-    different class count, in which case the head is re-initialised (and logged).
+    different class count, in which case the head is re-initialised (and logged); or
+  * a visiontrain run directory: its RUN_DIR/best.weights.h5, the weights of its best
+    evaluation (which one is logged).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from visiontrain.models.head import BACKBONE_NAME
 # nested backbone is a Functional and the head's only top-level Dense is the classifier.
 _NESTED_MODEL_KEY = "layers/functional"
 _HEAD_KERNEL_KEY = "layers/dense/vars/0"
+# What a training run publishes at each new best evaluation (training/checkpoints.py
+# writes it under this name, so a run directory can be passed as --pretrained).
+RUN_BEST_WEIGHTS = "best.weights.h5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +54,8 @@ def resolve_pretrained(pretrained: str) -> PretrainedSource:
     """Classifies `ModelConfig.pretrained`, checking that a file exists and is readable.
 
     Args:
-      pretrained: "", "imagenet" or a path to an `.h5` / `.weights.h5` file.
+      pretrained: "", "imagenet", a path to an `.h5` / `.weights.h5` file or a run
+        directory (its best weights).
 
     Returns:
       The `PretrainedSource`.
@@ -61,10 +67,21 @@ def resolve_pretrained(pretrained: str) -> PretrainedSource:
         return PretrainedSource("none")
     if pretrained == "imagenet":
         return PretrainedSource("imagenet")
+    if os.path.isdir(pretrained):
+        best = os.path.join(pretrained, RUN_BEST_WEIGHTS)
+        if not os.path.isfile(best):
+            raise ValueError(
+                f"--pretrained={pretrained!r} is a directory without {RUN_BEST_WEIGHTS}; pass "
+                "a visiontrain run directory that has evaluated at least once, or a weights "
+                "file (.h5 / .weights.h5)."
+            )
+        logging.info("--pretrained=%s is a run directory: loading its best weights, %s.",
+                     pretrained, best)
+        pretrained = best
     if not os.path.isfile(pretrained):
         raise ValueError(
-            f"--pretrained={pretrained!r}: no such file. Pass '' (random init), 'imagenet' "
-            "or the path of an existing .h5 / .weights.h5 weights file."
+            f"--pretrained={pretrained!r}: no such file. Pass '' (random init), 'imagenet', "
+            "the path of an existing .h5 / .weights.h5 weights file, or a run directory."
         )
     if not pretrained.endswith(".h5"):
         raise ValueError(

@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,27 +38,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visiontrain.config import parse_address
 from visiontrain.pipelines.record_sources import RecordFile
 
 AUTOTUNE = tf.data.AUTOTUNE
-SCHEME = "grpc"
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """(host, port) of a `grpc://HOST:PORT` dispatcher address.
-
-    Raises:
-      ValueError: the address is not of that form.
-    """
-    how = f"--tf_data_service={address!r} is not a dispatcher address; use grpc://HOST:PORT"
-    parts = urllib.parse.urlsplit(address)
-    try:
-        port = parts.port
-    except ValueError as error:
-        raise ValueError(f"{how} with a port in [1, 65535] ({error}).") from None
-    if parts.scheme != SCHEME or not parts.hostname or not port or parts.path or parts.query:
-        raise ValueError(f"{how}, e.g. grpc://dispatcher.example.com:5050.")
-    return parts.hostname, port
 
 
 def check_dispatcher(address: str, timeout_s: float = 10.0) -> None:

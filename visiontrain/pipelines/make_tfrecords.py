@@ -26,6 +26,7 @@ import visiontrain
 from visiontrain import config as config_lib
 from visiontrain import fileio
 from visiontrain.config import ConvertConfig
+from visiontrain.errors import UserError
 from visiontrain.pipelines import gate_pool, label_files, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
@@ -37,7 +38,7 @@ _MIN_RECORDS_PER_SHARD = 64
 PROGRESS_SECONDS = 10.0
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError):
     """The build could not finish as asked (e.g. --strict with rejected files)."""
 
 

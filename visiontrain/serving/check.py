@@ -79,8 +79,9 @@ def check_in_subprocess(
         # A clean environment: no PYTHONPATH, so visiontrain cannot be imported.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        # The child runs in `workdir`: a relative path would name another directory there.
         proc = subprocess.run(
-            [sys.executable, "-I", script, saved_model_dir, tensors],
+            [sys.executable, "-I", script, os.path.abspath(saved_model_dir), tensors],
             capture_output=True, text=True, env=env, cwd=workdir,
         )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("CHECK_RESULT ")]

@@ -16,21 +16,10 @@ from collections.abc import Callable
 
 from absl import flags
 
+from visiontrain.flags.jobs import define_bench_flags
 from visiontrain.tools.common import run_main
 
-flags.DEFINE_bool("json", False, "Print one JSON object with every figure.")
-flags.DEFINE_integer("image_size", 224, "Image side for the benchmark.", lower_bound=16)
-flags.DEFINE_integer("batch", 64, "Batch size for the benchmark.", lower_bound=1)
-flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower_bound=1)
-flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
-flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
-flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
-flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.")
-flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1)
-flags.DEFINE_integer("pretrain_epochs", 10, "transfer: epochs on the first five classes.",
-                     lower_bound=1)
-flags.DEFINE_integer("epochs", 12, "transfer: epochs of each few-shot run.", lower_bound=1)
-flags.DEFINE_bool("freeze_bn", True, "transfer: keep BatchNorm frozen while fine-tuning.")
+define_bench_flags()
 FLAGS = flags.FLAGS
 
 

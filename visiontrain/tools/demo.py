@@ -1,4 +1,4 @@
-"""The end-to-end demo behind `make demo`: real digit scans to a served prediction.
+"""visiontrain-demo: the end-to-end demo behind `make demo`, digit scans to a served prediction.
 
 Runs the same console tools a user would, in order, each in its own process:
 scikit-learn's 1,797 handwritten digit scans -> a class-per-folder PNG tree ->
@@ -14,51 +14,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 from absl import flags
-from PIL import Image
 
+from visiontrain.errors import UserError
+from visiontrain.flags.jobs import define_demo_flags
+from visiontrain.pipelines.digits import write_digits_tree
 from visiontrain.tools.common import run_main
 
-flags.DEFINE_string("workdir", "demo_out", "Where every artifact of the demo goes.")
-flags.DEFINE_string(
-    "flagfile_train", os.path.join("configs", "digits_demo.cfg"), "Training flagfile."
-)
-flags.DEFINE_integer("seed", 0, "Seed of the held-out split.")
-flags.DEFINE_float("val_fraction", 0.2, "Held-out fraction per class.", 0.05, 0.5)
+define_demo_flags()
 FLAGS = flags.FLAGS
-
-
-def write_digits_tree(out_dir: str, seed: int, val_fraction: float) -> dict[str, int]:
-    """Writes the digit scans as out_dir/{train,val}/<digit>/<index>.png.
-
-    The split is stratified and fixed by `seed`. The 8x8 scans (values 0-16) are
-    scaled to 0-255 grayscale; the converter turns them into RGB.
-
-    Returns:
-      Image counts per split.
-    """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise ValueError(
-            "The demo needs scikit-learn for its bundled digit scans: "
-            "pip install 'visiontrain[demo]'."
-        ) from err
-    digits = load_digits()
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    rng = np.random.default_rng(seed)
-    counts = {"train": 0, "val": 0}
-    for digit in range(10):
-        members = rng.permutation(np.flatnonzero(digits.target == digit))
-        num_val = int(round(val_fraction * len(members)))
-        for rank, index in enumerate(members):
-            split = "val" if rank < num_val else "train"
-            folder = os.path.join(out_dir, split, str(digit))
-            os.makedirs(folder, exist_ok=True)
-            Image.fromarray(images[index], mode="L").save(os.path.join(folder, f"{index:04d}.png"))
-            counts[split] += 1
-    return counts
 
 
 def _tool(name: str, *args: str) -> str:
@@ -67,7 +31,8 @@ def _tool(name: str, *args: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         sys.stderr.write(result.stdout + result.stderr)
-        raise RuntimeError(f"visiontrain-{name} failed with exit code {result.returncode}.")
+        raise UserError(f"visiontrain-{name} failed with exit code {result.returncode} "
+                        "(its output is above).")
     return result.stdout
 
 

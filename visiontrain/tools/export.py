@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from visiontrain.flags import configs, definitions
+from visiontrain.flags import configs
+from visiontrain.flags.export import define_export_flags
 from visiontrain.tools.common import run_main
 
-definitions.define_export_flags()
+define_export_flags()
 
 
 def main(argv: list[str]) -> None:

@@ -13,11 +13,10 @@ import sys
 
 from absl import flags
 
+from visiontrain.flags.jobs import define_predict_flags
 from visiontrain.tools.common import EXIT_USER_ERROR, run_main
 
-flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT/NAME/N).")
-flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
-flags.mark_flag_as_required("saved_model")
+define_predict_flags()
 FLAGS = flags.FLAGS
 
 

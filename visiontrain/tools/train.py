@@ -1,22 +1,20 @@
 """visiontrain-train: trains (or resumes) a classifier on visiontrain shards.
 
-    visiontrain-train --data_dir=DATA --run_dir=RUN --model=resnet50 \
+    visiontrain-train --data_dir=DATA --run_dir=RUN --model=resnet50
         --global_batch_size=256 --epochs=90 --cpu_replicas=2
+
+Rerunning into an existing --run_dir resumes it from its newest checkpoint.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
-from absl import flags, logging
+from absl import logging
 
 from visiontrain.flags import configs, definitions
-from visiontrain.pipelines import tfds_reader
 from visiontrain.tools.common import run_main
-
-FLAGS = flags.FLAGS
 
 definitions.define_data_flags()
 definitions.define_model_flags()
@@ -31,10 +29,7 @@ def main(argv: list[str]) -> None:
         configs.data_config(), configs.model_config(), configs.train_config(),
         configs.distribution_config(),
     )
-    train = dataclasses.replace(
-        train, augment=definitions.resolve_augment(FLAGS.augment, FLAGS.augment_preset)
-    )
-    if not tfds_reader.tfds_spec(data.data_dir) and not os.path.isdir(data.data_dir):
+    if not data.data_dir.startswith("tfds:") and not os.path.isdir(data.data_dir):
         raise NotADirectoryError(
             f"--data_dir={data.data_dir} is not a directory; create shards with "
             "`visiontrain-data build --source=IMAGES --output=DIR`, or read a prepared "

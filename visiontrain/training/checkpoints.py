@@ -32,12 +32,14 @@ import tensorflow as tf
 
 from visiontrain import fileio
 from visiontrain.config import TrainConfig
+from visiontrain.errors import UserError
+from visiontrain.models.pretrained import RUN_BEST_WEIGHTS
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
 
 BEST = "best"
 BEST_RECORD = "best.json"
-BEST_WEIGHTS = "best.weights.h5"
+BEST_WEIGHTS = RUN_BEST_WEIGHTS
 
 
 class RunCheckpoints:
@@ -112,7 +114,7 @@ class RunCheckpoints:
             self._saved_step = self.step()
             return self.step()
         if candidates:
-            raise RuntimeError(
+            raise UserError(
                 f"None of the checkpoints in {self.directory} could be restored; move them "
                 "away to start afresh."
             )

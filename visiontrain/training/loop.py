@@ -9,6 +9,7 @@ Reads top to bottom: data -> (in scope) model, optimizer -> restore -> the loop
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ import tensorflow as tf
 
 from visiontrain import fileio
 from visiontrain.augment import policy as augment_lib
-from visiontrain.config import DataConfig, ModelConfig, TrainConfig
+from visiontrain.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
@@ -178,7 +179,7 @@ def _train(
             f"--num_classes={model_config.num_classes} but {data.data_dir} has "
             f"{len(labels)} classes; drop the flag to take the count from the data."
         )
-    model_config = ModelConfig(**{**model_config.__dict__, "num_classes": len(labels)})
+    model_config = dataclasses.replace(model_config, num_classes=len(labels))
     pipelines = num_input_pipelines(strategy)
     steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
@@ -192,7 +193,7 @@ def _train(
         )
         fileio.write_json_atomic(
             os.path.join(config.run_dir, rundir.CONFIG),
-            {"data": data.__dict__, "model": model_config.__dict__, "train": config.__dict__,
+            {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config),
              "labels": labels},
         )
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 import visiontrain
-from visiontrain.config import DataConfig, ModelConfig
+from visiontrain.config import DataConfig, ModelConfig, from_dict
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
 from visiontrain.training.ema import WeightAverage
@@ -70,8 +70,8 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
             "--run_dir of a `visiontrain-train` run."
         )
     config = read_json(config_path)
-    data = DataConfig(**config["data"])
-    model = build_model(ModelConfig(**config["model"]), data.image_size)
+    data = from_dict(DataConfig, config["data"])
+    model = build_model(from_dict(ModelConfig, config["model"]), data.image_size)
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint to export; train it first.")

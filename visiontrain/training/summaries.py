@@ -107,16 +107,6 @@ def write_confusion_matrix(
     writer.flush()
 
 
-def parse_profile_steps(text: str) -> tuple[int, int]:
-    """--profile_steps=A,B as (A, B), with a clear error for anything else."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]):
-        raise ValueError(
-            f"--profile_steps={text!r}: expected two step numbers A,B with A < B, e.g. 10,20."
-        )
-    return int(parts[0]), int(parts[1])
-
-
 class ProfileWindow:
     """Traces steps [start, stop) with the TF profiler into LOGDIR/plugins/profile.
 

@@ -1,0 +1,30 @@
+"""Flags of `visiontrain-export`, filling an ExportConfig.
+
+Light on purpose (no TensorFlow): the tool parses its flags before importing it, so
+a flag error is one line.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from visiontrain.config import ExportConfig
+from visiontrain.flags.defaults import Definer
+
+
+def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Where a run becomes a versioned SavedModel."""
+    define = Definer(ExportConfig, fv, __name__)
+    define("string", "run_dir", "The training run to export.")
+    define("string", "export_dir", "EXPORT/NAME; versions go below it.")
+    define("string", "version", "Version number, or 'auto' for the next one.")
+    define("integer", "top_k", "k of the top_k outputs.", lower_bound=1)
+    define("integer", "max_pixels", "Requests whose image headers declare more pixels are "
+           "rejected (INVALID_ARGUMENT) before decoding.", lower_bound=1)
+    define("enum", "tflite", "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] "
+           "preprocessed input); int8 is calibrated on training images.",
+           enum_values=["", "float32", "float16", "int8"])
+    flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
+    flags.register_validator(
+        "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),
+        message="--version must be a positive integer or 'auto'.", flag_values=fv)

@@ -1,0 +1,76 @@
+"""Flags of the jobs that take no typed config: evaluate, predict, bench and demo.
+
+Their values are read from FLAGS by the tool that defines them; each is a choice
+of that one job, not something a config or a run record carries.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+
+def define_evaluate_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("run_dir", None, "A training run (its newest checkpoint is evaluated).",
+                        flag_values=fv)
+    flags.DEFINE_string("saved_model", None, "An exported version directory instead of a run.",
+                        flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Shards to evaluate on (default: the run's).",
+                        flag_values=fv)
+    flags.DEFINE_string("split", "validation", "Split of the shards.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_string("output", None, "Write the JSON report here; the PNGs go beside it.",
+                        flag_values=fv)
+    flags.DEFINE_string("logdir", None, "TensorBoard directory (default: RUN/validation).",
+                        flag_values=fv)
+    flags.DEFINE_integer("mistakes", 16, "Most confident mistakes drawn in mistakes.png.",
+                         lower_bound=0, flag_values=fv)
+    flags.register_multi_flags_validator(
+        ["run_dir", "saved_model"], lambda f: bool(f["run_dir"]) != bool(f["saved_model"]),
+        message="Pass exactly one of --run_dir and --saved_model.", flag_values=fv)
+
+
+def define_predict_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("saved_model", None, "An exported version directory (EXPORT/NAME/N).",
+                        flag_values=fv)
+    flags.DEFINE_bool("json", False, "Print JSON instead of a table.", flag_values=fv)
+    flags.mark_flag_as_required("saved_model", flag_values=fv)
+
+
+def define_bench_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_bool("json", False, "Print one JSON object with every figure.", flag_values=fv)
+    flags.DEFINE_integer("image_size", 224, "Image side for the benchmark.", lower_bound=16,
+                         flag_values=fv)
+    flags.DEFINE_integer("batch", 64, "Batch size for the benchmark.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_string("images", None,
+                        "input: a class-per-folder JPEG tree (default: generated).",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate (train: "
+                         "400 unless given).", lower_bound=8, flag_values=fv)
+    flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.",
+                      flag_values=fv)
+    flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.",
+                        flag_values=fv)
+    flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("pretrain_epochs", 10, "transfer: epochs on the first five classes.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("epochs", 12, "transfer: epochs of each few-shot run.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_bool("freeze_bn", True, "transfer: keep BatchNorm frozen while fine-tuning.",
+                      flag_values=fv)
+
+
+def define_demo_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("workdir", "demo_out", "Where every artifact of the demo goes.",
+                        flag_values=fv)
+    flags.DEFINE_string("flagfile_train", os.path.join("configs", "digits_demo.cfg"),
+                        "Training flagfile.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the held-out split.", flag_values=fv)
+    flags.DEFINE_float("val_fraction", 0.2, "Held-out fraction per class.", lower_bound=0.05,
+                       upper_bound=0.5, flag_values=fv)
