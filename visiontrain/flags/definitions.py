@@ -150,6 +150,9 @@ def define_training_flags() -> None:
         "profile_steps", [], "Trace steps A..B with the TF profiler into RUN_DIR/train "
         "(TensorBoard's Profile tab), e.g. 10,20; empty: off.",
     )
+    flags.DEFINE_float(
+        "progress_every_s", 10.0, "Log a progress line (step/total, epoch, loss, img/s, ETA) "
+        "this often, in seconds of wall clock (0: at every step boundary).", lower_bound=0.0)
     flags.mark_flag_as_required("run_dir")
     flags.DEFINE_integer(
         "freeze_epochs", 0, "Transfer: first train the head only, backbone frozen (BatchNorm "

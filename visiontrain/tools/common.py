@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Callable
@@ -28,6 +29,7 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
     """
 
     def guarded(argv):
+        _log_once()
         try:
             return main(argv)
         except USER_ERRORS as err:
@@ -37,3 +39,15 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded)
+
+
+def _log_once() -> None:
+    """Drops the stderr handler TF gives its logger, so each line prints once.
+
+    TF adds that handler when its logger is made before absl's handler is on the root
+    logger (at import, before app.run), and its lines propagate to absl's as well.
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            tf_logger.removeHandler(handler)

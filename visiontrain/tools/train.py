@@ -2,6 +2,10 @@
 
     visiontrain-train --data_dir=DATA --run_dir=RUN --model=resnet50 \
         --global_batch_size=256 --epochs=90 --cpu_replicas=2
+
+Exit codes: 0 done; 2 a user error (bad flags or data, a refused resume, a run
+directory in use, a damaged shard), one line on stderr; 42 stopped by SIGTERM after
+a checkpoint; 130 stopped by Ctrl-C (after a checkpoint once training has started).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 from absl import flags, logging
 
@@ -41,15 +46,19 @@ def main(argv: list[str]) -> None:
             "TFDS dataset with --data_dir=tfds:NAME[/CONFIG]."
         )
     # The strategy comes first: splitting the CPU must precede any TF op.
-    from visiontrain.training import loop, rundir
+    from visiontrain.training import loop, preemption
     from visiontrain.training import strategy as strategy_lib
 
     strategy = strategy_lib.make_strategy(dist)
-    os.makedirs(train.run_dir, exist_ok=True)
-    if strategy_lib.is_chief(strategy):
-        with open(os.path.join(train.run_dir, rundir.FLAGS), "w") as f:
-            f.write(configs.flagfile_text())
-    results = loop.train(data, model, train, strategy)
+    try:
+        # flags.txt is written with the other records, once every check has passed.
+        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text())
+    except KeyboardInterrupt:
+        # Ctrl-C before the checkpointing handler is armed (start-up) or after the loop.
+        print(f"visiontrain-train: interrupted before or after the training loop; nothing "
+              f"new was checkpointed. Rerun the same command to resume {train.run_dir}.",
+              file=sys.stderr)
+        sys.exit(preemption.EXIT_INTERRUPTED)
     logging.info("Done: %s", results)
     print(json.dumps(results, indent=2))
 
