@@ -112,20 +112,24 @@ def settings_from_config(config: dict[str, Any]) -> dict[str, str]:
     for section in ("data", "model", "train"):
         for field, value in config.get(section, {}).items():
             flag = "model" if (section, field) == ("model", "name") else field
-            if flag in POLICY and not (section == "model" and field == "num_classes"):
+            if flag in POLICY:
                 values[flag] = repr(list(value) if isinstance(value, tuple) else value)
     return values
 
 
-def compare(old: dict[str, str], new: dict[str, str]) -> tuple[list[Change], list[Change]]:
-    """(refused, allowed) changes between two flag settings; flags in only one are skipped.
+UNSET = "(unset)"
 
-    A flag new in this version has no old value to compare, so it is not a change.
+
+def compare(old: dict[str, str], new: dict[str, str]) -> tuple[list[Change], list[Change]]:
+    """(refused, allowed) changes between two flag settings.
+
+    A flag missing on one side (flags.txt leaves out flags without a value, such as an
+    unset --augment_preset) is UNSET there, which differs from any value.
     """
     refused, allowed = [], []
-    for name in sorted(set(old) & set(new)):
-        if old[name] != new[name]:
-            change = Change(f"--{name}", old[name], new[name])
+    for name in sorted(set(old) | set(new)):
+        if old.get(name, UNSET) != new.get(name, UNSET):
+            change = Change(f"--{name}", old.get(name, UNSET), new.get(name, UNSET))
             (refused if policy_of(name) == REFUSED else allowed).append(change)
     return refused, allowed
 
