@@ -73,18 +73,31 @@ def test_the_readme_table_is_the_code_table():
 
 
 @pytest.mark.parametrize("name", sorted(resume_policy.POLICY))
-def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name):
+def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_path, caplog):
+    """Two runs into one directory, the second with `name` changed: the table decides."""
     flag = tool_flags()[name]
-    old = resume_policy.parse_flagfile(serialized(BASE))
-    new = resume_policy.parse_flagfile(serialized({**BASE, name: other_value(flag)}))
-    refused, allowed = resume_policy.compare(old, new)
-    changes = refused + allowed
-    assert [c.name for c in changes] == [f"--{name}"], "the change must be seen, and alone"
-    expected = resume_policy.GROUPS[resume_policy.POLICY[name]][0]
-    assert (refused and expected == resume_policy.REFUSED) or (
-        allowed and expected == resume_policy.ALLOWED)
+    old_text = serialized(BASE)
+    new_text = serialized({**BASE, name: other_value(flag)})
+    old, new = resume_policy.parse_flagfile(old_text), resume_policy.parse_flagfile(new_text)
     unset = resume_policy.UNSET
-    assert str(changes[0]) == f"--{name}: {old.get(name, unset)} -> {new.get(name, unset)}"
+    change = f"--{name}: {old.get(name, unset)} -> {new.get(name, unset)}"
+    config, run, _ = records()
+    rundir.bind_run(str(tmp_path), config, run, old_text, chief=True)
+    before = snapshot(str(tmp_path))
+    if resume_policy.GROUPS[resume_policy.POLICY[name]][0] == resume_policy.REFUSED:
+        with pytest.raises(ValueError) as err:
+            rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        assert str(err.value) == resume_policy.refusal_message(
+            str(tmp_path), [resume_policy.Change(f"--{name}", old.get(name, unset),
+                                                 new.get(name, unset))],
+            f"--flagfile={tmp_path}/flags.txt")
+        assert change in str(err.value)
+        assert snapshot(str(tmp_path)) == before
+    else:
+        with caplog.at_level(logging.INFO):
+            rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        assert f"changes that keep its meaning: {change}." in caplog.text
+        assert (tmp_path / "flags.txt").read_text() == new_text
 
 
 def test_booleans_round_trip_through_flags_txt():
