@@ -163,3 +163,21 @@ def test_a_second_training_is_refused_and_a_killed_ones_lock_recovered(digits, t
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert f"Recovered the lock of {run_dir}: PID {first.pid}" in resumed.stdout
     assert json.load(open(os.path.join(run_dir, "results.json")))["step"] == 46
+
+
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(digits, tmp_path):
+    run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
+    process = start_train(digits, run_dir, *FLAGS, log_path=log)
+    deadline = time.time() + 120
+    # The pre-flight has run: the tool is in its main, building the run.
+    while "Input sharding" not in open(log).read():
+        assert process.poll() is None and time.time() < deadline, open(log).read()[-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
+    text = open(log).read()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    # Before the first step, or (on a fast machine) at the first step boundary.
+    lines = [line for line in text.splitlines()
+             if "interrupted during start-up" in line or "Interrupted (Ctrl-C)" in line]
+    assert len(lines) == 1, text[-3000:]

@@ -5,7 +5,7 @@
 
 Exit codes: 0 done; 2 a user error (bad flags or data, a refused resume, a run
 directory in use, a damaged shard), one line on stderr; 42 stopped by SIGTERM after
-a checkpoint; 130 stopped by Ctrl-C (after a checkpoint once training has started).
+a checkpoint; 130 stopped by Ctrl-C (after a checkpoint once the steps have begun).
 """
 
 from __future__ import annotations
@@ -54,10 +54,9 @@ def main(argv: list[str]) -> None:
         # flags.txt is written with the other records, once every check has passed.
         results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text())
     except KeyboardInterrupt:
-        # Ctrl-C before the checkpointing handler is armed (start-up) or after the loop.
-        print(f"visiontrain-train: interrupted before or after the training loop; nothing "
-              f"new was checkpointed. Rerun the same command to resume {train.run_dir}.",
-              file=sys.stderr)
+        # Ctrl-C during start-up: the checkpointing handler takes it from the first step on.
+        print("visiontrain-train: interrupted during start-up, before any step of this run; "
+              "rerun the same command to start (or resume) it.", file=sys.stderr)
         sys.exit(preemption.EXIT_INTERRUPTED)
     logging.info("Done: %s", results)
     print(json.dumps(results, indent=2))

@@ -111,7 +111,8 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
             {**old_run, "labels": old_config.get("labels")}, {**run, "labels": config["labels"]})
         if refused:
             raise ValueError(resume_policy.refusal_message(run_dir, refused, replay))
-        if allowed:
+        # A worker's flags differ from the chief's in --task_index: only the chief tells.
+        if allowed and chief:
             logging.info("Resuming %s with changes that keep its meaning: %s.", run_dir,
                          "; ".join(map(str, allowed)))
     if chief:
