@@ -193,6 +193,10 @@ def _train(
     total_steps = config.epochs * steps_per_epoch
     plan = transfer.make_plan(config, steps_per_epoch)
     source.log_sharding(pipelines)
+    # Evaluation and export never augment: only the train step takes the augmenter.
+    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
+    if config.jit_compile:
+        augment_lib.check_xla(augmenter, data.image_size)
     chief = is_chief(strategy)
     # Every check above passed; this refuses a rerun that would mix runs, else records it.
     rundir.bind_run(
@@ -224,10 +228,6 @@ def _train(
     cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
     preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]), scratch)
 
-    # Evaluation and export never augment: only the train step takes the augmenter.
-    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
-    if config.jit_compile:
-        augment_lib.check_xla(augmenter, data.image_size)
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
         label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
