@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import shards
-from tests.helpers.runs import run_train, write_digits
+from tests.helpers.runs import run_train
 from visiontrain.config import DataConfig
 from visiontrain.pipelines import data_service, datasets, epoch_order, record_sources
 
@@ -186,8 +186,7 @@ def test_a_running_dispatcher_passes_the_preflight(data_dirs, cluster):
 
 
 @pytest.mark.slow
-def test_train_tool_on_the_service(tmp_path, cluster):
-    digits = write_digits(str(tmp_path / "digits"))
+def test_train_tool_on_the_service(tmp_path, cluster, digits):
     run_dir = str(tmp_path / "run")
     result = run_train(digits, run_dir, "--epochs=1", f"--tf_data_service={cluster}",
                        timeout=180)
@@ -204,8 +203,7 @@ def test_train_tool_on_the_service(tmp_path, cluster):
     ("dispatcher:5050", "use grpc://HOST:PORT"),
     ("unreachable", "No tf.data service dispatcher answers at --tf_data_service=grpc://127.0.0.1:"),
 ])
-def test_train_tool_refuses_a_bad_service(tmp_path, address, message):
-    digits = write_digits(str(tmp_path / "digits"))
+def test_train_tool_refuses_a_bad_service(tmp_path, address, message, digits):
     if address == "unreachable":
         address = f"grpc://127.0.0.1:{_closed_port()}"
     result = run_train(digits, str(tmp_path / "run"), "--epochs=1",

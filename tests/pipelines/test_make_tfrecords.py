@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import logging
 import os
 import shutil
 import signal
@@ -19,29 +18,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from tests.helpers.trees import CLASSES, config, make_tree, write_image
 from visiontrain import fileio
-from visiontrain.config import ConvertConfig
 from visiontrain.pipelines import make_tfrecords, manifest, schema
-
-CLASSES = ("ant", "bee", "cow")
-
-
-def write_image(path, seed: int, fmt: str = "PNG", size: int = 16) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8)
-    Image.fromarray(pixels).save(path, fmt)
-
-
-def make_tree(root, per_class: int = 40, size: int = 16) -> None:
-    for c, name in enumerate(CLASSES):
-        for i in range(per_class):
-            fmt = "JPEG" if i % 2 else "PNG"
-            write_image(os.path.join(root, name, f"{i:03d}.{fmt.lower()}"), c * 1000 + i, fmt, size)
-
-
-def config(tmp_path, **kwargs) -> ConvertConfig:
-    args = dict(source=str(tmp_path / "src"), output=str(tmp_path / "out"), num_workers=2)
-    return ConvertConfig(**{**args, **kwargs})
 
 
 def read_split(out_dir, result, split) -> list[dict]:
@@ -260,19 +239,6 @@ def corrupt_body_png(seed: int) -> bytes:
     start = data.index(b"IDAT") + 8
     data[start : start + 40] = bytes(40)
     return bytes(data)
-
-
-@pytest.fixture
-def absl_caplog(caplog, monkeypatch):
-    """caplog that sees the converter's absl INFO lines whatever earlier tests did to absl.
-
-    Other tests run absl apps and TFDS in this process, which lower the absl logger's level
-    or stop it propagating to the root logger that caplog listens on.
-    """
-    absl_logger = logging.getLogger("absl")
-    monkeypatch.setattr(absl_logger, "propagate", True)
-    caplog.set_level("INFO", logger="absl")
-    return caplog
 
 
 def test_strict_gates_everything_before_writing_and_counts_are_right(tmp_path, absl_caplog):

@@ -11,14 +11,9 @@ import types
 import pytest
 from absl import flags
 
-from tests.helpers.runs import run_train, write_digits
+from tests.helpers.runs import run_train
 from visiontrain.flags.definitions import check_model_name, resolve_augment
 from visiontrain.training.loop import check_batch
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return write_digits(str(tmp_path_factory.mktemp("digits")))
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.runs import write_digits
 from visiontrain.config import DataConfig
 from visiontrain.pipelines import datasets
 from visiontrain.training.loop import epoch_position
@@ -13,9 +12,8 @@ BATCH = 64
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    data_dir = write_digits(str(tmp_path_factory.mktemp("digits")))
-    config = DataConfig(data_dir=data_dir, image_size=8, shuffle_buffer=64, seed=3)
+def source(digits):
+    config = DataConfig(data_dir=digits, image_size=8, shuffle_buffer=64, seed=3)
     return datasets.make_reader(config)
 
 

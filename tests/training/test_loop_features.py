@@ -16,8 +16,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.helpers.runs import run_train, write_digits
-from tests.pipelines.test_tfds_reader import TinyShapes
+from tests.helpers.runs import run_train
+from tests.helpers.tfds_builders import TinyShapes
 from visiontrain.augment.policy import PRESETS
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,8 @@ def assert_trained(result, run_dir: str, steps: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def strong_run(tmp_path_factory):
+def strong_run(digits, tmp_path_factory):
     """MixUp/CutMix make soft targets; float16 needs the loss-scale path."""
-    digits = write_digits(str(tmp_path_factory.mktemp("digits")))
     run_dir = str(tmp_path_factory.mktemp("strong"))
     result = run_train(digits, run_dir, "--epochs=1", "--augment_preset=strong",
                        "--dtype=mixed_float16", "--ema_decay=0.9", "--profile_steps=2,6",

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers.runs import model_weights, run_train, write_digits
+from tests.helpers.runs import model_weights, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -15,11 +15,6 @@ pytestmark = pytest.mark.slow
 # a wrong loss scaling (e.g. per-replica mean) would be off by far more.
 FLAGS = ("--sync_bn", "--epochs=1", "--steps_per_loop=8",
          "--checkpoint_every_steps=0")
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return write_digits(str(tmp_path_factory.mktemp("digits")))
 
 
 def test_two_replicas_match_one_device(digits, tmp_path):

@@ -22,18 +22,12 @@ from tests.helpers.runs import (
     run_train,
     start_train,
     step_and_iterations,
-    write_digits,
 )
 
 pytestmark = pytest.mark.slow
 
 FLAGS = ("--epochs=2", "--steps_per_loop=2", "--checkpoint_every_steps=4", "--ema_decay=0.9")
 TOTAL_STEPS = 46
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return write_digits(str(tmp_path_factory.mktemp("digits")))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from tests.helpers.runs import (
     env,
     step_and_iterations,
     train_command,
-    write_digits,
 )
 
 pytestmark = pytest.mark.slow
@@ -71,11 +70,6 @@ def weights(path) -> list[np.ndarray]:
         f.visititems(lambda name, obj: arrays.append((name, obj[()]))
                      if isinstance(obj, h5py.Dataset) else None)
     return arrays
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return write_digits(str(tmp_path_factory.mktemp("digits")))
 
 
 def test_two_workers_agree_and_only_the_chief_writes(digits, tmp_path):

@@ -1,6 +1,6 @@
 """Transfer benchmark on real photos: pretrain on 5 CIFAR-10 classes, transfer to the other 5.
 
-    python -m visiontrain.bench.transfer --source=/work/shared/data/cifar10_jpg_subset
+    visiontrain-bench transfer --images=PHOTOS [--model=resnet20 --shots=20]
 
 The source tree is `SOURCE/{train,test}/<class>/*.jpg`. The first five classes (sorted)
 pretrain a network on all their training photos; the last five get `shots` photos per
@@ -13,7 +13,6 @@ the same architecture from random initialisation.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -22,7 +21,6 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
 
 from visiontrain.config import ConvertConfig, DataConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
@@ -66,6 +64,9 @@ def bench_transfer(
     epochs: int = 12,
     freeze_epochs: int = 4,
     freeze_bn: bool = True,
+    image_size: int = 32,
+    pretrain_batch: int = 64,
+    few_shot_batch: int = 25,
     work_dir: str = "",
 ) -> dict[str, Any]:
     """Runs the benchmark; returns validation accuracies, steps and seconds per network.
@@ -78,22 +79,25 @@ def bench_transfer(
       epochs: Epochs on the few-shot task, the same for every network.
       freeze_epochs: Head-only epochs of the fine-tuned network.
       freeze_bn: Keep BatchNorm frozen while fine-tuning.
+      image_size: Model input side.
+      pretrain_batch: Global batch of the pretraining run.
+      few_shot_batch: Global batch of the three few-shot runs.
       work_dir: Where shards and runs go (default: a new temporary directory).
     """
     classes = sorted(os.listdir(os.path.join(source, "train")))
     if len(classes) != 10:
         raise ValueError(f"{source}/train has {len(classes)} classes; the benchmark needs 10.")
     work = work_dir or tempfile.mkdtemp(prefix="visiontrain-transfer-bench-")
-    common = dict(image_size=32, crop_area_min=0.5, eval_crop_fraction=1.0)
-    first = DataConfig(_shards(source, work, "first5", classes[:5], 0), global_batch_size=64,
-                       **common)
-    last = DataConfig(_shards(source, work, "last5", classes[5:], shots), global_batch_size=25,
-                      **common)
+    common = dict(image_size=image_size, crop_area_min=0.5, eval_crop_fraction=1.0)
+    first = DataConfig(_shards(source, work, "first5", classes[:5], 0),
+                       global_batch_size=pretrain_batch, **common)
+    last = DataConfig(_shards(source, work, "last5", classes[5:], shots),
+                      global_batch_size=few_shot_batch, **common)
     net = ModelConfig(name=model)
     runs = {"pretrain": _train(first, net, TrainConfig(
         run_dir=os.path.join(work, "pretrain"), epochs=pretrain_epochs, base_lr=0.4,
         warmup_epochs=1, checkpoint_every_steps=0, eval_every=pretrain_epochs))}
-    pretrained = build_model(dataclasses.replace(net, num_classes=5), 32)
+    pretrained = build_model(dataclasses.replace(net, num_classes=5), image_size)
     tf.train.Checkpoint(model=pretrained).restore(runs["pretrain"]["checkpoint"]).expect_partial()
     weights = os.path.join(work, "pretrained.weights.h5")
     pretrained.save_weights(weights)
@@ -112,22 +116,3 @@ def bench_transfer(
         run.pop("checkpoint")
     return {"model": model, "shots": shots, "freeze_bn": freeze_bn, "first5": classes[:5],
             "last5": classes[5:], "work_dir": work, **runs}
-
-
-_SOURCE = flags.DEFINE_string("source", "/work/shared/data/cifar10_jpg_subset", "Photo tree.")
-_MODEL = flags.DEFINE_string("model", "resnet20", "Network.")
-_SHOTS = flags.DEFINE_integer("shots", 20, "Photos per class of the transfer task.")
-_PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 10, "Pretraining epochs.")
-_EPOCHS = flags.DEFINE_integer("epochs", 12, "Epochs on the few-shot task.")
-_FREEZE_BN = flags.DEFINE_bool("freeze_bn", True, "Keep BatchNorm frozen while fine-tuning.")
-
-
-def main(argv: list[str]) -> None:
-    del argv
-    print(json.dumps(bench_transfer(_SOURCE.value, _MODEL.value, _SHOTS.value,
-                                    _PRETRAIN_EPOCHS.value, _EPOCHS.value,
-                                    freeze_bn=_FREEZE_BN.value), indent=2))
-
-
-if __name__ == "__main__":
-    app.run(main)

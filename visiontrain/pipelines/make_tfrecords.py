@@ -28,7 +28,7 @@ import visiontrain
 from visiontrain import config as config_lib
 from visiontrain import fileio
 from visiontrain.config import ConvertConfig
-from visiontrain.pipelines import image_gate, schema, sources, tfds_source
+from visiontrain.pipelines import image_gate, label_files, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
 # At least this many shards per split (when each keeps >= _MIN_RECORDS_PER_SHARD):
@@ -80,6 +80,8 @@ def _prepare_one(args: tuple[sources.SourceItem, ConvertConfig]):
 def _load_source(cfg: ConvertConfig) -> sources.Source:
     if cfg.source.startswith("tfds:"):
         return tfds_source.load_tfds(cfg.source[len("tfds:") :], cfg.tfds_data_dir)
+    if label_files.is_label_file(cfg.source):
+        return label_files.scan_label_file(cfg.source)
     source_dir, output_dir = os.path.realpath(cfg.source), os.path.realpath(cfg.output)
     if os.path.isdir(source_dir) and (output_dir + os.sep).startswith(source_dir + os.sep):
         raise ValueError(

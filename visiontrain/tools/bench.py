@@ -3,6 +3,7 @@
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
     visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
     visiontrain-bench train [--num_images=400] [--json]
+    visiontrain-bench transfer --images=TREE [--model=resnet20 --shots=20] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -24,6 +25,12 @@ flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower
 flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
 flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
 flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
+flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.")
+flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1)
+flags.DEFINE_integer("pretrain_epochs", 10, "transfer: epochs on the first five classes.",
+                     lower_bound=1)
+flags.DEFINE_integer("epochs", 12, "transfer: epochs of each few-shot run.", lower_bound=1)
+flags.DEFINE_bool("freeze_bn", True, "transfer: keep BatchNorm frozen while fine-tuning.")
 FLAGS = flags.FLAGS
 
 
@@ -55,7 +62,18 @@ def _train() -> tuple[dict, Callable[[dict], None]]:
                        rounds=FLAGS.repeats), _print_lines
 
 
-BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}
+def _transfer() -> tuple[dict, Callable[[dict], None]]:
+    from visiontrain.bench.transfer import bench_transfer
+
+    if not FLAGS.images:
+        raise ValueError("transfer needs --images=TREE, a {train,test}/<class>/ tree of 10 "
+                         "classes (e.g. a CIFAR-10 JPEG subset).")
+    return bench_transfer(FLAGS.images, model=FLAGS.model, shots=FLAGS.shots,
+                          pretrain_epochs=FLAGS.pretrain_epochs, epochs=FLAGS.epochs,
+                          freeze_bn=FLAGS.freeze_bn), _print_lines
+
+
+BENCHMARKS = {"augment": _augment, "input": _input, "train": _train, "transfer": _transfer}
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,103 @@
+"""Label files (CSV, JSONL) as converter sources: same shards as folders, every row accounted."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.helpers.trees import CLASSES, config, make_tree
+from visiontrain.pipelines import label_files, make_tfrecords
+
+
+def _shard_bytes(out_dir, result):
+    return {split: [open(os.path.join(out_dir, s["file"]), "rb").read()
+                    for s in result["splits"][split]["shards"]]
+            for split in result["splits"]}
+
+
+def _tree_rows(root):
+    return sorted(os.path.join(name, f) for name in CLASSES
+                  for f in os.listdir(os.path.join(root, name)))
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_single_label_file_gives_the_shards_the_folder_tree_gives(tmp_path, kind):
+    make_tree(tmp_path / "src", per_class=6)
+    from_tree = make_tfrecords.build(config(tmp_path, num_shards=2))
+    rows = _tree_rows(tmp_path / "src")
+    label_file = tmp_path / "src" / f"labels.{kind}"
+    if kind == "csv":
+        label_file.write_text("path,label\n" + "".join(
+            f"{p},{os.path.dirname(p)}\n" for p in rows))
+    else:
+        label_file.write_text("".join(
+            json.dumps({"path": p, "labels": [os.path.dirname(p)]}) + "\n" for p in rows))
+    from_file = make_tfrecords.build(config(tmp_path, source=str(label_file),
+                                            output=str(tmp_path / "out_file"), num_shards=2))
+    assert from_file["labels"] == from_tree["labels"] == sorted(CLASSES)
+    assert _shard_bytes(tmp_path / "out_file", from_file) == _shard_bytes(tmp_path / "out",
+                                                                           from_tree)
+    assert from_file["skipped"] == []
+
+
+def _write_bad_csv(root):
+    make_tree(root, per_class=3)
+    a, b = CLASSES[0], CLASSES[1]
+    lines = [
+        "path,labels,split",
+        f"{a}/000.png,{a},train",            # 2: fine
+        f"{a}/001.jpeg,{a},val",             # 3: fine, validation
+        f"{a}/002.png,,train",               # 4: empty label
+        f"{a}/missing.png,{a},train",        # 5: no such file
+        f"{b}/000.png,{b},holdout",          # 6: unknown split
+        f"{b}/001.jpeg,{b},train",           # 7: fine
+        f"{b}/001.jpeg,{b},train",           # 8: repeats line 7
+        f"{b}/002.png,{b},train",            # 9: conflicts with line 10
+        f"{b}/002.png,{a},train",            # 10
+        f"{a}/000.png,{a}|{b},train",        # 11: multi-label (and a repeat)
+        f"{b}/000.png,{b},test",             # 12: held out
+        f"{b}/001.jpeg,{b},validation",      # 13: repeat with another split
+    ]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def test_every_row_is_used_once_or_reported_by_line(tmp_path):
+    source = label_files.scan_label_file(str(_write_bad_csv(tmp_path / "src")))
+    used = {item.relpath: (source.labels[item.label], item.split) for item in source.items}
+    a, b = CLASSES[0], CLASSES[1]
+    assert used == {f"{a}/000.png": (a, "train"), f"{a}/001.jpeg": (a, "validation"),
+                    f"{b}/001.jpeg": (b, "train")}
+    reasons = dict(source.stray)
+    assert reasons["labels.csv:4"] == "line 4: empty label"
+    assert reasons["labels.csv:5"].startswith("line 5: no such file")
+    assert "unknown split 'holdout'" in reasons["labels.csv:6"]
+    assert reasons["labels.csv:8"] == "line 8: repeats line 7"
+    assert f"labelled '{a}' here and '{b}' on line 9; no row of it is used" in reasons[
+        "labels.csv:10"]
+    assert "conflicting labels" in reasons["labels.csv:9"]
+    assert "multi-label is not supported yet" in reasons["labels.csv:11"]
+    assert reasons[f"{b}/000.png"] == "line 12: split test is held out"
+    assert "line 13" in reasons["labels.csv:13"] and "repeats line 7" in reasons["labels.csv:13"]
+    # 12 rows: 3 used, 9 reported, none lost.
+    assert len(used) + len(source.stray) == 12
+
+
+def test_strict_refuses_a_label_file_with_bad_rows_and_writes_nothing(tmp_path):
+    label_file = _write_bad_csv(tmp_path / "src")
+    with pytest.raises(make_tfrecords.BuildError, match="line 4: empty label"):
+        make_tfrecords.build(config(tmp_path, source=str(label_file), strict=True))
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_bad_headers_and_json_are_one_clear_error(tmp_path):
+    (tmp_path / "a.csv").write_text("file,class\nx.png,cat\n")
+    with pytest.raises(ValueError, match="header needs `path` and `label`"):
+        label_files.scan_label_file(str(tmp_path / "a.csv"))
+    (tmp_path / "b.jsonl").write_text('{"path": "x.png", "labels": "cat"}\n')
+    with pytest.raises(ValueError, match="line 1 is not a JSON object"):
+        label_files.scan_label_file(str(tmp_path / "b.jsonl"))
+    assert label_files.is_label_file(str(tmp_path / "a.csv"))
+    assert not label_files.is_label_file(str(tmp_path))

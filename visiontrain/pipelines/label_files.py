@@ -1,0 +1,156 @@
+"""A label file as a converter source: the CSV or JSONL export of a labelling tool.
+
+    path,label,split                 {"path": "a/1.jpg", "label": "cat", "split": "train"}
+    a/1.jpg,cat,train                {"path": "a/2.jpg", "labels": ["dog"]}
+    a/2.jpg,dog,
+
+CSV needs a header naming `path` and `label` (or `labels`, several joined by
+LABEL_SEPARATOR); `split` is optional. JSONL rows carry `label` (a string) or `labels`
+(a list). Paths are relative to the label file. A split of train, val or validation
+is kept; test is held out (not converted); an empty split is left to the converter's
+stratified split.
+
+A row that cannot be used becomes a skipped entry named by its line number, so the
+manifest accounts for every row and `--strict` can refuse the build: a missing file,
+an empty label, an unknown split, a second row for a file already listed (a repeat,
+or a conflict when the labels differ: then no row of that file is used, since which
+one is right cannot be told). One label per image: multi-label rows are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+
+from visiontrain.pipelines.sources import Source, SourceItem
+
+SUFFIXES = (".csv", ".jsonl")
+LABEL_SEPARATOR = "|"
+_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": None,
+           "": ""}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    line: int
+    path: str
+    labels: tuple[str, ...]
+    split: str
+
+
+def is_label_file(source: str) -> bool:
+    """True when `--source` names a label file rather than a folder or TFDS."""
+    return source.lower().endswith(SUFFIXES) and not os.path.isdir(source)
+
+
+def _csv_rows(path: str) -> Iterator[_Row]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        label_column = "labels" if "labels" in columns else "label"
+        if "path" not in columns or label_column not in columns:
+            raise ValueError(
+                f"--source={path} has columns {sorted(columns)}; a label file's header needs "
+                "`path` and `label` (or `labels`), and may add `split`"
+            )
+        for row in reader:
+            text = (row.get(label_column) or "").strip()
+            labels = text.split(LABEL_SEPARATOR) if label_column == "labels" else [text]
+            yield _Row(reader.line_num, (row.get("path") or "").strip(),
+                       tuple(s.strip() for s in labels if s.strip()),
+                       (row.get("split") or "").strip())
+
+
+def _jsonl_rows(path: str) -> Iterator[_Row]:
+    with open(path, encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+                labels = row["labels"] if "labels" in row else [row.get("label") or ""]
+                if isinstance(labels, str) or not isinstance(labels, list):
+                    raise TypeError("labels must be a list")
+                yield _Row(line, str(row.get("path") or "").strip(),
+                           tuple(str(s).strip() for s in labels if str(s).strip()),
+                           str(row.get("split") or "").strip())
+            except (ValueError, TypeError, AttributeError) as err:
+                raise ValueError(
+                    f"--source={path} line {line} is not a JSON object with `path` and "
+                    f"`label` or `labels` (a list): {err}"
+                ) from None
+
+
+def _problem(row: _Row, base: str) -> str:
+    """Why `row` cannot be used, or ''."""
+    if not row.path:
+        return "no path"
+    if not row.labels:
+        return "empty label"
+    if len(row.labels) > 1:
+        return (f"{len(row.labels)} labels {list(row.labels)}; multi-label is not supported "
+                "yet: give one label per image")
+    if row.split.lower() not in _SPLITS:
+        return f"unknown split {row.split!r}: use train, val, validation, test or leave it empty"
+    if not os.path.isfile(os.path.join(base, row.path)):
+        return f"no such file {os.path.join(base, row.path)}"
+    return ""
+
+
+def scan_label_file(path: str) -> Source:
+    """Reads a CSV or JSONL label file into a converter source.
+
+    Labels are the sorted label names used by the file's usable rows.
+
+    Raises:
+      ValueError: the file cannot be read as a label file, or names fewer than 2 labels.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"--source={path} is not a file")
+    base = os.path.dirname(os.path.abspath(path))
+    rows = list((_jsonl_rows if path.lower().endswith(".jsonl") else _csv_rows)(path))
+    name = os.path.basename(path)
+    stray: list[tuple[str, str]] = []
+    first: dict[str, _Row] = {}
+    conflicted: set[str] = set()
+    for row in rows:
+        problem = _problem(row, base)
+        if problem:
+            stray.append((f"{name}:{row.line}", f"line {row.line}: {problem}"))
+            continue
+        real = os.path.realpath(os.path.join(base, row.path))
+        earlier = first.setdefault(real, row)
+        if earlier is row:
+            continue
+        if earlier.labels == row.labels:
+            stray.append((f"{name}:{row.line}", f"line {row.line}: repeats line {earlier.line}"))
+        else:
+            stray.append((f"{name}:{row.line}", f"line {row.line}: {row.path} is labelled "
+                          f"{row.labels[0]!r} here and {earlier.labels[0]!r} on line "
+                          f"{earlier.line}; no row of it is used"))
+            conflicted.add(real)
+    usable = [row for real, row in first.items() if real not in conflicted]
+    for real in conflicted:
+        row = first[real]
+        stray.append((f"{name}:{row.line}", f"line {row.line}: {row.path} has conflicting "
+                      "labels (see the later line)"))
+    labels = sorted({row.labels[0] for row in usable})
+    if len(labels) < 2:
+        raise ValueError(
+            f"--source={path} names {len(labels)} usable label(s) {labels}; a classifier needs "
+            "at least 2 (the skipped rows, if any, are listed with --strict)"
+        )
+    index = {label: i for i, label in enumerate(labels)}
+    items = []
+    for row in sorted(usable, key=lambda r: os.path.normpath(r.path)):
+        split = _SPLITS[row.split.lower()]
+        if split is None:
+            stray.append((os.path.normpath(row.path), f"line {row.line}: split test is held out"))
+            continue
+        items.append(SourceItem(os.path.normpath(row.path), index[row.labels[0]], split or None,
+                                path=os.path.join(base, row.path)))
+    return Source(tuple(labels), tuple(items), tuple(sorted(stray)), (),
+                  f"label file ({len(rows)} rows)")
