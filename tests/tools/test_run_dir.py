@@ -18,16 +18,11 @@ import time
 
 import pytest
 
-from tests.helpers.runs import checkpoint_steps, run_train, start_train, write_digits
+from tests.helpers.runs import checkpoint_steps, run_train, start_train
 
 pytestmark = pytest.mark.slow
 
 FLAGS = ("--epochs=1", "--steps_per_loop=4", "--progress_every_s=0")
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return write_digits(str(tmp_path_factory.mktemp("digits")))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ flags.txt holds), and `bind_run` is driven on records without training. Real rer
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 
@@ -73,7 +72,8 @@ def test_the_readme_table_is_the_code_table():
 
 
 @pytest.mark.parametrize("name", sorted(resume_policy.POLICY))
-def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_path, caplog):
+def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_path,
+                                                                  absl_caplog):
     """Two runs into one directory, the second with `name` changed: the table decides."""
     flag = tool_flags()[name]
     old_text = serialized(BASE)
@@ -94,9 +94,8 @@ def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_pat
         assert change in str(err.value)
         assert snapshot(str(tmp_path)) == before
     else:
-        with caplog.at_level(logging.INFO):
-            rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
-        assert f"changes that keep its meaning: {change}." in caplog.text
+        rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        assert f"changes that keep its meaning: {change}." in absl_caplog.text
         assert (tmp_path / "flags.txt").read_text() == new_text
 
 
@@ -153,12 +152,11 @@ def test_a_refused_rerun_writes_nothing_and_names_old_and_new(tmp_path, through_
     assert snapshot(run_dir) == before
 
 
-def test_an_allowed_rerun_is_logged_and_recorded(tmp_path, caplog):
+def test_an_allowed_rerun_is_logged_and_recorded(tmp_path, absl_caplog):
     run_dir = str(tmp_path)
     rundir.bind_run(run_dir, *records(), chief=True)
-    with caplog.at_level(logging.INFO):
-        rundir.bind_run(run_dir, *records(epochs=3), chief=True)
-    assert "changes that keep its meaning: --epochs: 1 -> 3." in caplog.text
+    rundir.bind_run(run_dir, *records(epochs=3), chief=True)
+    assert "changes that keep its meaning: --epochs: 1 -> 3." in absl_caplog.text
     assert "--epochs=3" in (tmp_path / "flags.txt").read_text()
     assert '"epochs": 3' in (tmp_path / "config.json").read_text()
 
