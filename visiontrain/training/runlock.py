@@ -22,8 +22,12 @@ import time
 LOCK = ".lock"
 
 
-class RunDirInUse(RuntimeError):
-    """Another live process holds the run directory's lock."""
+class RunDirInUse(FileExistsError):
+    """Another live process holds the run directory's lock: a user error (exit code 2).
+
+    A FileExistsError because the tools report those as one line, and a run directory
+    that is taken is the user's to resolve (wait, stop the holder, or pick another).
+    """
 
 
 class RunLock:
@@ -40,6 +44,7 @@ class RunLock:
         self.marker = marker
         self.created = False  # the directory, by this process
         self.lock_created = False
+        self.locked = False
         self.fd = -1
 
     def __enter__(self) -> RunLock:
@@ -49,6 +54,7 @@ class RunLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.locked = True
         except BlockingIOError:
             holder = _read(self.fd)
             os.close(self.fd)
@@ -57,8 +63,11 @@ class RunLock:
                 f"{holder.get('host', '?')} (since {holder.get('started', '?')}); wait for that "
                 "run to end or stop it, or pass another --run_dir."
             ) from None
+        except OSError as err:  # a filesystem without locks (some network mounts)
+            logging.warning("Cannot lock %s (%s): a second training into this run directory "
+                            "would not be refused; run one at a time.", self.path, err)
         stale = _read(self.fd)
-        if stale:
+        if stale and self.locked:
             logging.warning(
                 "Recovered the lock of %s: PID %s on %s (since %s) ended without releasing "
                 "it (killed or crashed).", self.run_dir, stale.get("pid"), stale.get("host"),
@@ -79,7 +88,8 @@ class RunLock:
         else:
             os.ftruncate(self.fd, 0)
             os.fsync(self.fd)
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.locked:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         if failed_start and self.created:
             try:
