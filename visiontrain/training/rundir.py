@@ -116,10 +116,11 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
             logging.info("Resuming %s with changes that keep its meaning: %s.", run_dir,
                          "; ".join(map(str, allowed)))
     if chief:
+        # config.json last: its presence says the run's records are all there.
         fileio.write_json_atomic(os.path.join(run_dir, RUN), run)
-        fileio.write_json_atomic(config_path, config)
         if flagfile:
             fileio.write_bytes_atomic(flags_path, flagfile.encode("utf-8"))
+        fileio.write_json_atomic(config_path, config)
 
 
 def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
