@@ -167,6 +167,8 @@ class TrainConfig:
     layer_decay: float = 0.0
     fine_tune_warmup_epochs: float = 0.0
     profile_steps: tuple[int, ...] = ()
+    # Seconds between progress lines in the log (0: at every step boundary).
+    progress_every_s: float = 10.0
     # Where this worker saves its final weights (.weights.h5): lets a multi-worker job
     # check that every worker ended with the same weights.
     final_weights: str = _path_field("")

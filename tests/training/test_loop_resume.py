@@ -93,6 +93,27 @@ def test_sigterm_saves_exits_42_and_restart_is_bit_identical(digits, reference, 
     assert_same_as_reference(run_dir, reference)
 
 
+def test_ctrl_c_saves_exits_130_and_restart_is_bit_identical(digits, reference, tmp_path):
+    """SIGINT is handled like SIGTERM (issue 12.11): one line, no traceback, exit 130."""
+    run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
+    flags = (*FLAGS[:2], "--checkpoint_every_steps=0", FLAGS[3])
+    process = start_train(digits, run_dir, *flags, log_path=log)
+    wait_for_checkpoint(process, run_dir, 0, log)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
+    text = open(log).read()
+    assert len([line for line in text.splitlines() if "Interrupted (Ctrl-C): checkpoint saved "
+                "at step" in line and "exiting with code 130" in line]) == 1, text[-2000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    saved = max(checkpoint_steps(run_dir))
+    assert 0 < saved < TOTAL_STEPS, text[-2000:]
+    result = run_train(digits, run_dir, *flags)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"resuming at step {saved}" in result.stdout
+    assert_same_as_reference(run_dir, reference)
+
+
 def test_truncated_newest_checkpoint_falls_back_to_the_previous(digits, reference, tmp_path):
     run_dir = str(tmp_path / "run")
     os.makedirs(os.path.join(run_dir, "checkpoints"))

@@ -148,6 +148,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
            "(*.weights.h5); on a multi-worker job, compare workers' files to check they agree.")
     define("list", "profile_steps", "Trace steps A..B with the TF profiler into "
            "RUN_DIR/train (TensorBoard's Profile tab), e.g. 10,20; empty: off.")
+    define("float", "progress_every_s", "Log a progress line (step/total, epoch, loss, img/s, "
+           "ETA) this often, in seconds of wall clock (0: at every step boundary).",
+           lower_bound=0.0)
     flags.mark_flag_as_required("run_dir", flag_values=fv)
     define("integer", "freeze_epochs", "Transfer: first train the head only, backbone "
            "frozen (BatchNorm in inference mode), for this many epochs.", lower_bound=0)

@@ -268,8 +268,8 @@ def log_sharding(files: Sequence[RecordFile], num_pipelines: int) -> None:
     """Says once how the training files are split across input pipelines, and why."""
     policy = epoch_order.pipeline_share(files, num_pipelines, 0).policy
     if policy == "file":
-        logging.info("Input sharding: by file (%d files over %d input pipelines).",
-                     len(files), num_pipelines)
+        logging.info("Input sharding: by file (%d file%s over %d input pipeline%s).",
+                     len(files), "s" * (len(files) != 1), num_pipelines, "s" * (num_pipelines != 1))
     else:
         logging.info(
             "Input sharding: by record, because %d files are fewer than %d input pipelines; "

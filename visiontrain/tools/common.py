@@ -6,6 +6,7 @@ one line; 130 interrupted; anything else (1 with a traceback) is a bug.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -90,6 +91,7 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
     name = tool_name(main)
 
     def guarded(argv):
+        _log_once()
         try:
             return main(argv)
         except USER_ERRORS as err:
@@ -99,3 +101,15 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
             sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded, flags_parser=_parser(name, sys.modules[main.__module__].__doc__ or ""))
+
+
+def _log_once() -> None:
+    """Drops the stderr handler TF gives its logger, so each line prints once.
+
+    TF adds that handler when its logger is made before absl's handler is on the root
+    logger (at import, before app.run), and its lines propagate to absl's as well.
+    """
+    tf_logger = logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            tf_logger.removeHandler(handler)

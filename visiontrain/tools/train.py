@@ -4,12 +4,17 @@
         --global_batch_size=256 --epochs=90 --cpu_replicas=2
 
 Rerunning into an existing --run_dir resumes it from its newest checkpoint.
+
+Exit codes: 0 done; 2 a user error (bad flags or data, a refused resume, a run
+directory in use, a damaged shard), one line on stderr; 42 stopped by SIGTERM after
+a checkpoint; 130 stopped by Ctrl-C (after a checkpoint once the steps have begun).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 from absl import logging
 
@@ -36,15 +41,18 @@ def main(argv: list[str]) -> None:
             "TFDS dataset with --data_dir=tfds:NAME[/CONFIG]."
         )
     # The strategy comes first: splitting the CPU must precede any TF op.
-    from visiontrain.training import loop, rundir
+    from visiontrain.training import loop, preemption
     from visiontrain.training import strategy as strategy_lib
 
     strategy = strategy_lib.make_strategy(dist)
-    os.makedirs(train.run_dir, exist_ok=True)
-    if strategy_lib.is_chief(strategy):
-        with open(os.path.join(train.run_dir, rundir.FLAGS), "w") as f:
-            f.write(configs.flagfile_text())
-    results = loop.train(data, model, train, strategy)
+    try:
+        # flags.txt is written with the other records, once every check has passed.
+        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text())
+    except KeyboardInterrupt:
+        # Ctrl-C during start-up: the checkpointing handler takes it from the first step on.
+        print("visiontrain-train: interrupted during start-up, before any step of this run; "
+              "rerun the same command to start (or resume) it.", file=sys.stderr)
+        sys.exit(preemption.EXIT_INTERRUPTED)
     logging.info("Done: %s", results)
     print(json.dumps(results, indent=2))
 

@@ -29,6 +29,7 @@ from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
     checkpoints,
+    data_errors,
     optim,
     rundir,
     steps,
@@ -39,6 +40,7 @@ from visiontrain.training import (
 )
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
+from visiontrain.training.progress import ProgressLog
 from visiontrain.training.strategy import is_chief
 
 
@@ -143,6 +145,7 @@ def train(
     model_config: ModelConfig,
     config: TrainConfig,
     strategy: tf.distribute.Strategy,
+    flagfile: str = "",
 ) -> dict[str, Any]:
     """Trains (or resumes) a run and returns its final metrics.
 
@@ -151,6 +154,7 @@ def train(
       model_config: the network; num_classes 0 means "from the label map".
       config: optimisation, schedule, checkpoints, logging.
       strategy: the one strategy of this process (see `training.strategy`).
+      flagfile: the tool's flags as flags.txt text, for `rundir.bind_run` ("": none).
 
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
@@ -159,7 +163,11 @@ def train(
     # Temporary directories are removed on success and failure alike: a worker's
     # TMPDIR must not fill up over restarts.
     with contextlib.ExitStack() as cleanup:
-        return _train(data, model_config, config, strategy, cleanup)
+        cleanup.enter_context(rundir.claim(config.run_dir, is_chief(strategy)))
+        try:
+            return _train(data, model_config, config, strategy, cleanup, flagfile)
+        except tf.errors.DataLossError as err:
+            raise data_errors.damaged_shard_error(err, data) from None
 
 
 def _train(
@@ -168,6 +176,7 @@ def _train(
     config: TrainConfig,
     strategy: tf.distribute.Strategy,
     cleanup: contextlib.ExitStack,
+    flagfile: str,
 ) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
@@ -185,17 +194,15 @@ def _train(
     total_steps = config.epochs * steps_per_epoch
     plan = transfer.make_plan(config, steps_per_epoch)
     source.log_sharding(pipelines)
+    # Evaluation and export never augment: only the train step takes the augmenter.
+    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
+    if config.jit_compile:
+        augment_lib.check_xla(augmenter, data.image_size)
     chief = is_chief(strategy)
-    if chief:
-        fileio.write_json_atomic(
-            os.path.join(config.run_dir, rundir.RUN),
-            rundir.run_record(strategy, source.digest),
-        )
-        fileio.write_json_atomic(
-            os.path.join(config.run_dir, rundir.CONFIG),
-            {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config),
-             "labels": labels},
-        )
+    # Every check above passed; this refuses a rerun that would mix runs, else records it.
+    records = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config)}
+    rundir.bind_run(config.run_dir, {**records, "labels": labels},
+                    rundir.run_record(strategy, source.digest, pipelines), flagfile, chief)
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.
     seed_everything(config)
@@ -220,10 +227,6 @@ def _train(
     cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
     preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]), scratch)
 
-    # Evaluation and export never augment: only the train step takes the augmenter.
-    augmenter = augment_lib.make_augmenter(config.augment, len(labels), config.seed)
-    if config.jit_compile:
-        augment_lib.check_xla(augmenter, data.image_size)
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
         label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
@@ -289,9 +292,12 @@ def _train(
 
     # ---- The loop: one dataset for the rest of the run, resumed at the exact next batch
     # (and rebuilt only after a NaN restore), so epochs follow without a set-up stall.
-    logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replicas)%s.",
+    n = strategy.num_replicas_in_sync
+    logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replica%s)%s.",
                  model_config.name, total_steps, steps_per_epoch, data.global_batch_size,
-                 strategy.num_replicas_in_sync, f", resuming at step {step}" if step else "")
+                 n, "s" * (n != 1), f", resuming at step {step}" if step else "")
+    progress_log = ProgressLog(total_steps, steps_per_epoch, data.global_batch_size,
+                               config.progress_every_s, step)
     evals: dict[str, dict[str, float]] = {}
     nan_retries = 0
     samples_logged = False
@@ -343,6 +349,7 @@ def _train(
             step += todo
             in_epoch += todo
             progress["step"] = step
+            progress_log.update(step, loss, todo)
             with writers[rundir.TRAIN_LOGS].as_default(step=step):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", float(correct) / (todo * data.global_batch_size))

@@ -4,14 +4,20 @@
       checkpoints/      tf.train.CheckpointManager files
       train/            TensorBoard events of the training loop
       validation/       TensorBoard events of evaluation
-      flags.txt         replayable flagfile (written by the tool, which owns the flags)
+      flags.txt         replayable flagfile (the tool passes its text, as it owns the flags)
       config.json       the resolved typed config
       run.json          versions, devices, strategy, replicas, dataset manifest digest
       results.json      final metrics, written when training ends
+      .lock             held by the training process (see runlock.py)
+
+The records (flags.txt, config.json, run.json) are written by `bind_run` only after a
+rerun passed the resume policy (resume_policy.py), so a refused rerun leaves them as
+they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -22,10 +28,13 @@ import tensorflow as tf
 from absl import logging
 
 import visiontrain
+from visiontrain import fileio
 from visiontrain.config import DataConfig, ModelConfig, from_dict
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
+from visiontrain.training import preemption, resume_policy
 from visiontrain.training.ema import WeightAverage
+from visiontrain.training.runlock import RunLock
 
 CHECKPOINTS = "checkpoints"
 TRAIN_LOGS = "train"
@@ -36,7 +45,8 @@ RESULTS = "results.json"
 FLAGS = "flags.txt"
 
 
-def run_record(strategy: tf.distribute.Strategy, manifest_digest: str) -> dict[str, Any]:
+def run_record(strategy: tf.distribute.Strategy, manifest_digest: str,
+               input_pipelines: int = 1) -> dict[str, Any]:
     """What run.json holds: enough to tell later where and how a run was made."""
     return {
         "visiontrain": visiontrain.__version__,
@@ -49,7 +59,68 @@ def run_record(strategy: tf.distribute.Strategy, manifest_digest: str) -> dict[s
         "num_replicas": strategy.num_replicas_in_sync,
         "replica_devices": list(getattr(strategy.extended, "worker_devices", ())),
         "dataset_manifest_sha256": manifest_digest,
+        "input_pipelines": input_pipelines,
     }
+
+
+def claim(run_dir: str, chief: bool) -> contextlib.ExitStack:
+    """What a training process holds while it runs: the run directory's lock (chief),
+    and its own SIGINT handler back afterwards (preemption.py takes Ctrl-C meanwhile).
+
+    A start that fails before `bind_run` wrote config.json removes the lock file and
+    the run directory if this claim created them.
+    """
+    stack = contextlib.ExitStack()
+    if chief:
+        stack.enter_context(RunLock(run_dir, marker=CONFIG))
+    stack.enter_context(preemption.sigint_restored())
+    return stack
+
+
+def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile: str,
+             chief: bool) -> None:
+    """Checks a rerun into `run_dir` against its records, then (chief) writes the new ones.
+
+    Args:
+      run_dir: the run directory; records found there are the previous run's.
+      config: what config.json is to hold ({"data", "model", "train", "labels"}).
+      run: what run.json is to hold (`run_record`).
+      flagfile: flags.txt's text, compared flag by flag when both runs have one (else
+        config.json is); "" from the library, which has no flags.
+      chief: only the chief writes.
+
+    Raises:
+      ValueError: the rerun changes what `resume_policy` binds; nothing was written.
+    """
+    config_path, flags_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, FLAGS)
+    if os.path.exists(config_path):
+        old_config = read_json(config_path)
+        run_path = os.path.join(run_dir, RUN)
+        old_run = read_json(run_path) if os.path.exists(run_path) else {}
+        if flagfile and os.path.exists(flags_path):
+            with open(flags_path, encoding="utf-8") as f:
+                old = resume_policy.parse_flagfile(f.read())
+            new = resume_policy.parse_flagfile(flagfile)
+            replay = f"--flagfile={flags_path}"
+        else:
+            old = resume_policy.settings_from_config(old_config)
+            new = resume_policy.settings_from_config(config)
+            replay = f"the values in {config_path}"
+        refused, allowed = resume_policy.compare(old, new)
+        refused += resume_policy.compare_derived(
+            {**old_run, "labels": old_config.get("labels")}, {**run, "labels": config["labels"]})
+        if refused:
+            raise ValueError(resume_policy.refusal_message(run_dir, refused, replay))
+        # A worker's flags differ from the chief's in --task_index: only the chief tells.
+        if allowed and chief:
+            logging.info("Resuming %s with changes that keep its meaning: %s.", run_dir,
+                         "; ".join(map(str, allowed)))
+    if chief:
+        # config.json last: its presence says the run's records are all there.
+        fileio.write_json_atomic(os.path.join(run_dir, RUN), run)
+        if flagfile:
+            fileio.write_bytes_atomic(flags_path, flagfile.encode("utf-8"))
+        fileio.write_json_atomic(config_path, config)
 
 
 def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:

@@ -223,5 +223,7 @@ def enter_phase(model: keras.Model, plan: TransferPlan, step: int, active: int |
     phase = plan.phase(step)
     if phase != active:
         set_phase(model, plan, phase)
-        logging.info("Step %d: %s.", step, describe_phase(model, plan, phase))
+        # A run without transfer flags has one phase: nothing worth a line.
+        if plan != TransferPlan():
+            logging.info("Step %d: %s.", step, describe_phase(model, plan, phase))
     return phase

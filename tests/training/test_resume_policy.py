@@ -1,0 +1,166 @@
+"""The resume policy (issue 12.3, 12.4): every flag decided, the README's table is the code's,
+and a refused rerun leaves the run's records byte-identical.
+
+Fast: flags are changed one at a time through absl's own parsers and serialisers (what
+flags.txt holds), and `bind_run` is driven on records without training. Real reruns of
+`visiontrain-train` are in tests/tools/test_run_dir.py.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from absl import flags
+
+import visiontrain.tools.train  # noqa: F401  (defines the tool's flags)
+from visiontrain.training import resume_policy, rundir
+
+FLAGS = flags.FLAGS
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+# A valid value for string flags whose validators or meaning need one.
+STRING_VALUES = {"model": "resnet20", "unfreeze": "last:2", "augment": "flip",
+                 "tf_data_service": "grpc://localhost:5050"}
+
+
+def tool_flags() -> dict[str, flags.Flag]:
+    return {flag.name: flag for module, module_flags in FLAGS.flags_by_module_dict().items()
+            if "visiontrain" in module for flag in module_flags}
+
+
+def other_value(flag: flags.Flag):
+    """A different, valid value of `flag`, parsed by the flag's own parser."""
+    if flag.name in STRING_VALUES:
+        return flag._parse(STRING_VALUES[flag.name])
+    value = flag.default
+    if isinstance(flag, flags.EnumFlag) or hasattr(flag.parser, "enum_values"):
+        return next(v for v in flag.parser.enum_values if v != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if isinstance(value, list):
+        return ["1", "2"]
+    return (value or "") + "elsewhere"
+
+
+def serialized(values: dict[str, object]) -> str:
+    """flags.txt for `values` over the defaults, as `configs.flagfile_text` writes it."""
+    lines = []
+    for name, flag in sorted(tool_flags().items()):
+        value = values.get(name, flag.default)
+        if value is not None:
+            lines.append(flag._serialize(value))
+    return "\n".join(lines) + "\n"
+
+
+BASE = {"data_dir": "/data/digits", "run_dir": "/runs/a"}
+
+
+def test_every_flag_of_the_tool_has_exactly_one_row():
+    assert set(tool_flags()) == set(resume_policy.POLICY)
+    assert set(resume_policy.POLICY.values()) <= set(resume_policy.GROUPS)
+
+
+def test_the_readme_table_is_the_code_table():
+    assert resume_policy.markdown_table() in README.read_text(), (
+        "regenerate the README table: python -c 'from visiontrain.training import "
+        "resume_policy; print(resume_policy.markdown_table())'")
+
+
+@pytest.mark.parametrize("name", sorted(resume_policy.POLICY))
+def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_path,
+                                                                  absl_caplog):
+    """Two runs into one directory, the second with `name` changed: the table decides."""
+    flag = tool_flags()[name]
+    old_text = serialized(BASE)
+    new_text = serialized({**BASE, name: other_value(flag)})
+    old, new = resume_policy.parse_flagfile(old_text), resume_policy.parse_flagfile(new_text)
+    unset = resume_policy.UNSET
+    change = f"--{name}: {old.get(name, unset)} -> {new.get(name, unset)}"
+    config, run, _ = records()
+    rundir.bind_run(str(tmp_path), config, run, old_text, chief=True)
+    before = snapshot(str(tmp_path))
+    if resume_policy.GROUPS[resume_policy.POLICY[name]][0] == resume_policy.REFUSED:
+        with pytest.raises(ValueError) as err:
+            rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        assert str(err.value) == resume_policy.refusal_message(
+            str(tmp_path), [resume_policy.Change(f"--{name}", old.get(name, unset),
+                                                 new.get(name, unset))],
+            f"--flagfile={tmp_path}/flags.txt")
+        assert change in str(err.value)
+        assert snapshot(str(tmp_path)) == before
+    else:
+        rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        assert f"changes that keep its meaning: {change}." in absl_caplog.text
+        assert (tmp_path / "flags.txt").read_text() == new_text
+
+
+def test_booleans_round_trip_through_flags_txt():
+    text = serialized({**BASE, "deterministic": True, "scale_lr": False})
+    values = resume_policy.parse_flagfile(text)
+    assert values["deterministic"] == "true" and values["scale_lr"] == "false"
+
+
+def test_the_derived_bindings_are_refused():
+    old = {"dataset_manifest_sha256": "aa", "labels": ["cat", "dog"], "input_pipelines": 1}
+    new = {"dataset_manifest_sha256": "bb", "labels": ["dog", "cat"], "input_pipelines": 2}
+    changes = [str(c) for c in resume_policy.compare_derived(old, new)]
+    assert changes == [
+        "--data_dir (the dataset's manifest sha256): aa -> bb",
+        "--data_dir (the label map): ['cat', 'dog'] -> ['dog', 'cat']",
+        "--strategy/--worker_hosts (the number of input pipelines (one per worker)): 1 -> 2",
+    ]
+
+
+def records(image_size=8, epochs=1, labels=("cat", "dog"), digest="aa"):
+    config = {"data": {"data_dir": "/data", "image_size": image_size, "global_batch_size": 64},
+              "model": {"name": "small_cnn", "num_classes": len(labels)},
+              "train": {"run_dir": "/runs/a", "epochs": epochs, "seed": 0},
+              "labels": list(labels)}
+    run = {"host": "h", "dataset_manifest_sha256": digest, "input_pipelines": 1}
+    flagfile = serialized({**BASE, "image_size": image_size, "epochs": epochs})
+    return config, run, flagfile
+
+
+def snapshot(run_dir):
+    return {name: open(os.path.join(run_dir, name), "rb").read()
+            for name in sorted(os.listdir(run_dir))}
+
+
+@pytest.mark.parametrize("through_tool", [True, False])
+def test_a_refused_rerun_writes_nothing_and_names_old_and_new(tmp_path, through_tool):
+    run_dir = str(tmp_path)
+    config, run, flagfile = records()
+    rundir.bind_run(run_dir, config, run, flagfile if through_tool else "", chief=True)
+    before = snapshot(run_dir)
+    assert set(before) == ({"config.json", "run.json", "flags.txt"} if through_tool
+                           else {"config.json", "run.json"})
+    config2, run2, flagfile2 = records(image_size=10, labels=("dog", "cat"), digest="bb")
+    with pytest.raises(ValueError) as err:
+        rundir.bind_run(run_dir, config2, run2, flagfile2 if through_tool else "", chief=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "--image_size: 8 -> 10" in message
+    assert "--data_dir (the dataset's manifest sha256): aa -> bb" in message
+    assert "--data_dir (the label map): ['cat', 'dog'] -> ['dog', 'cat']" in message
+    assert "Pass a new --run_dir" in message and "rerun with the old values" in message
+    assert (f"--flagfile={run_dir}/flags.txt" if through_tool else "config.json") in message
+    assert snapshot(run_dir) == before
+
+
+def test_an_allowed_rerun_is_logged_and_recorded(tmp_path, absl_caplog):
+    run_dir = str(tmp_path)
+    rundir.bind_run(run_dir, *records(), chief=True)
+    rundir.bind_run(run_dir, *records(epochs=3), chief=True)
+    assert "changes that keep its meaning: --epochs: 1 -> 3." in absl_caplog.text
+    assert "--epochs=3" in (tmp_path / "flags.txt").read_text()
+    assert '"epochs": 3' in (tmp_path / "config.json").read_text()
+
+
+def test_a_worker_checks_but_never_writes(tmp_path):
+    rundir.bind_run(str(tmp_path), *records(), chief=False)
+    assert os.listdir(tmp_path) == []
