@@ -24,7 +24,7 @@ ALLOWED = {
     # Flags may read the registries (names a flag accepts) and the parsers their owners define
     # for flag values; nothing else of the library.
     "flags": {"config", "models.registry", "augment.policy", "training.optim.OPTIMIZERS",
-              "training.optim.SCHEDULES", "training.strategy.STRATEGIES",
+              "training.schedules.SCHEDULES", "training.strategy.STRATEGIES",
               "pipelines.data_service.parse_address", "training.summaries.parse_profile_steps"},
     "bench": {"config", "fileio", "pipelines", "augment", "models", "training", "evaluation",
               "serving"},

@@ -13,7 +13,8 @@ from absl import flags
 from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
 from visiontrain.augment.policy import parse_policy
 from visiontrain.pipelines.data_service import parse_address
-from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
+from visiontrain.training.optim import OPTIMIZERS
+from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
 
 DTYPES = ("float32", "mixed_float16", "mixed_bfloat16")

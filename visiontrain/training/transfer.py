@@ -188,21 +188,6 @@ def set_phase(model: keras.Model, plan: TransferPlan, phase: int) -> None:
                 layer.trainable = False
 
 
-def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float]:
-    """LR multipliers by variable id: 1 for the head, decay**d for the block d from the top.
-
-    The top backbone block gets `decay`, the stem `decay ** len(blocks)` (BEiT's rule with
-    the head as depth 0). Keys are `id(variable)` of the model's Keras variables.
-    """
-    multipliers = {id(v): 1.0 for v in model.weights}
-    blocks = backbone_blocks(model)
-    for depth, block in enumerate(reversed(blocks), start=1):
-        for layer in block.layers:
-            for variable in layer.weights:
-                multipliers[id(variable)] = math.pow(decay, depth)
-    return multipliers
-
-
 def describe_phase(model: keras.Model, plan: TransferPlan, phase: int) -> str:
     """A log line describing what trains in `phase`."""
     trainable = sum(int(math.prod(v.shape)) for v in model.trainable_variables)
