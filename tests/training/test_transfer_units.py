@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from visiontrain.config import ModelConfig, TrainConfig
-from visiontrain.models.registry import build_model
+from visiontrain.models.registry import available_models, backbone_blocks, build_model, model_spec
 from visiontrain.training import optim, schedules, steps, transfer
 
 
@@ -17,27 +17,30 @@ def _model(name="resnet20", size=16, classes=3, **kwargs):
     return build_model(ModelConfig(name=name, num_classes=classes, **kwargs), size)
 
 
-@pytest.mark.parametrize("layer, block", [
-    ("stage2_block3_conv1", "stage2_block3"),
-    ("stage3_bn", "stage3"),
-    ("conv5_block3_1_conv", "conv5_block3"),
-    ("block6b_expand_conv", "block6b"),
-    ("conv_pw_13_bn", "conv_13"),
-    ("conv_dw_2", "conv_2"),
-    ("expanded_conv_10_depthwise", "expanded_conv_10"),
-    ("expanded_conv_squeeze_excite_conv", "expanded_conv"),
-    ("convnext_tiny_stage_2_block_5_depthwise_conv", "convnext_tiny_stage_2_block_5"),
-    ("top_conv", None),
-    ("conv1_bn", None),
+FAMILY_BLOCKS = {model_spec(n).family: model_spec(n).blocks for n in available_models()}
+
+
+@pytest.mark.parametrize("family, layer, block", [
+    ("resnet", "stage2_block3_conv1", "stage2_block3"),
+    ("small_cnn", "stage3_bn", "stage3"),
+    ("keras_resnet", "conv5_block3_1_conv", "conv5_block3"),
+    ("efficientnetv2", "block6b_expand_conv", "block6b"),
+    ("mobilenet_v1", "conv_pw_13_bn", "conv_13"),
+    ("mobilenet_v1", "conv_dw_2", "conv_2"),
+    ("mobilenet_v3", "expanded_conv_10_depthwise", "expanded_conv_10"),
+    ("mobilenet_v3", "expanded_conv_squeeze_excite_conv", "expanded_conv"),
+    ("convnext", "convnext_tiny_stage_2_block_5_depthwise_conv", "convnext_tiny_stage_2_block_5"),
+    ("efficientnetv2", "top_conv", None),
+    ("keras_resnet", "conv1_bn", None),
 ])
-def test_block_key(layer, block):
-    assert transfer.block_key(layer) == block
+def test_block_key(family, layer, block):
+    assert FAMILY_BLOCKS[family].key(layer) == block
 
 
 def test_blocks_of_resnet20_and_mobilenet_v1():
-    names = [b.name for b in transfer.backbone_blocks(_model())]
+    names = [b.name for b in backbone_blocks(_model())]
     assert names == ["stem"] + [f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2, 3)]
-    names = [b.name for b in transfer.backbone_blocks(_model("mobilenet_v1_0.25", 32))]
+    names = [b.name for b in backbone_blocks(_model("mobilenet_v1_0.25", 32))]
     assert names == ["stem"] + [f"conv_{i}" for i in range(1, 14)]
 
 

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from visiontrain.config import TrainConfig
-from visiontrain.training import transfer
+from visiontrain.models.registry import backbone_blocks
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -57,7 +57,7 @@ def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float
     the head as depth 0). Keys are `id(variable)` of the model's Keras variables.
     """
     multipliers = {id(v): 1.0 for v in model.weights}
-    blocks = transfer.backbone_blocks(model)
+    blocks = backbone_blocks(model)
     for depth, block in enumerate(reversed(blocks), start=1):
         for layer in block.layers:
             for variable in layer.weights:
