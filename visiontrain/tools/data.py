@@ -15,6 +15,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from visiontrain import fileio
+from visiontrain.evaluation import render
 from visiontrain.flags import convert as convert_flags
 from visiontrain.pipelines import make_tfrecords, manifest, preprocess, schema
 
@@ -79,7 +80,7 @@ def count_table(loaded: dict) -> str:
 
 
 def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
-    """A uint8 RGB grid: one row per label, up to `per_class` tiles of sample images."""
+    """A uint8 RGB grid: one row per label, named on its left, up to `per_class` samples."""
     rows = [[] for _ in loaded["labels"]]
     files = [os.path.join(data_dir, s["file"]) for split in loaded["splits"].values()
              for s in split["shards"]]
@@ -91,12 +92,7 @@ def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
             row.append(tf.cast(tf.image.resize_with_pad(image, _TILE, _TILE), tf.uint8).numpy())
         if all(len(r) >= per_class for r in rows):
             break
-    step = _TILE + _GAP
-    grid = np.full((len(rows) * step, per_class * step, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, tile in enumerate(row):
-            grid[r * step : r * step + _TILE, c * step : c * step + _TILE] = tile
-    return grid
+    return render.labelled_rows(rows, loaded["labels"], _TILE, _GAP)
 
 
 def _inspect(data_dir: str) -> None:

@@ -4,8 +4,8 @@
     visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
 
 Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
-and mistakes.png beside --output (or into --logdir), and logs the confusion matrix
-as a TensorBoard image to --logdir (default: the run's validation/ directory).
+and mistakes.png beside --output (or into --logdir), and logs both pictures as
+TensorBoard images to --logdir (default: the run's validation/ directory).
 """
 
 from __future__ import annotations
@@ -65,33 +65,42 @@ def main(argv: list[str]) -> None:
     logdir = FLAGS.logdir or (os.path.join(FLAGS.run_dir, rundir.VALIDATION_LOGS)
                               if FLAGS.run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
+    pictures = draw_pictures(report, mistakes, image_size)
     if image_dir:
-        report["images"] = write_images(report, mistakes, image_dir, image_size)
+        report["images"] = write_images(pictures, image_dir)
     if logdir:
-        summaries.write_confusion_matrix(logdir, f"{FLAGS.split}/confusion_matrix",
-                                         np.array(report["confusion_matrix"]), step=0,
-                                         labels=labels)
+        # The same pictures as the PNGs, under the tags training uses for its own.
+        for name, picture in pictures.items():
+            summaries.write_image(logdir, f"{FLAGS.split}/{name}", picture, step=0)
     if FLAGS.output:
         write_json_atomic(FLAGS.output, report)
     print(metrics.format_report(report))
 
 
-def write_images(report, mistakes, directory: str, image_size: int) -> dict[str, str]:
-    """confusion_matrix.png and mistakes.png in `directory`; returns their paths."""
-    import tensorflow as tf
-
+def draw_pictures(report, mistakes, image_size: int) -> dict[str, np.ndarray]:
+    """The confusion matrix and (if there are any) the mistakes, as uint8 RGB pictures."""
     from visiontrain.evaluation import render
-    from visiontrain.fileio import write_bytes_atomic
     from visiontrain.pipelines.preprocess import preprocess_for_eval
 
-    os.makedirs(directory, exist_ok=True)
-    paths = {"confusion_matrix": os.path.join(directory, "confusion_matrix.png")}
+    names = [row["class"] for row in report["per_class"]]
     pictures = {"confusion_matrix": render.labelled_confusion_image(
-        np.array(report["confusion_matrix"]), [row["class"] for row in report["per_class"]])}
+        np.array(report["confusion_matrix"]), names)}
     if mistakes:
         images = np.stack([preprocess_for_eval(m[1], image_size, 1.0).numpy() for m in mistakes])
-        pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))
-        paths["mistakes"] = os.path.join(directory, "mistakes.png")
+        pictures["mistakes"] = render.mistakes_grid(
+            images, np.array([m[0] for m in mistakes]), [names[m[2]] for m in mistakes],
+            [names[m[3]] for m in mistakes])
+    return pictures
+
+
+def write_images(pictures: dict[str, np.ndarray], directory: str) -> dict[str, str]:
+    """Each picture as NAME.png in `directory`; returns their paths by name."""
+    import tensorflow as tf
+
+    from visiontrain.fileio import write_bytes_atomic
+
+    os.makedirs(directory, exist_ok=True)
+    paths = {name: os.path.join(directory, f"{name}.png") for name in pictures}
     for name, picture in pictures.items():
         write_bytes_atomic(paths[name], tf.io.encode_png(picture).numpy())
     return paths
