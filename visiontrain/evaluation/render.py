@@ -40,6 +40,12 @@ def _line_height(font) -> int:
     return int(font.getbbox("Ag")[3]) + 3
 
 
+def _row_shares(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+
+
 def confusion_image(matrix: np.ndarray, cell: int = 16) -> np.ndarray:
     """uint8 [C*cell, C*cell, 3] heat map of a row-normalised confusion matrix.
 
@@ -56,12 +62,6 @@ def confusion_image(matrix: np.ndarray, cell: int = 16) -> np.ndarray:
         image[y, i * cell] = image[y, (i + 1) * cell - 1] = edge
         image[i * cell, y] = image[(i + 1) * cell - 1, y] = edge
     return np.round(image).astype(np.uint8)
-
-
-def _row_shares(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, np.float64)
-    rows = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
 
 
 def _vertical(text: str, font) -> Image.Image:
