@@ -134,11 +134,15 @@ def test_labelled_rows_name_every_row_beside_its_tiles(drawn):
     tiles = [np.full((16, 16, 3), v, np.uint8) for v in (10, 60, 110)]
     grid = render.labelled_rows([tiles[:2], tiles[2:], []], ["ants", "bees", "2"], 16, gap=2)
     assert drawn == ["0 ants", "1 bees", "2"]
-    assert grid.shape[0] == 3 * 18
-    left = grid.shape[1] - 2 * 18
+    # tile's grid: 2 px gaps around 3 rows x 2 columns, the names in a margin on the left.
+    assert grid.shape[0] == 3 * 18 + 2
+    left = grid.shape[1] - (2 * 18 + 2)
     assert left > 0
-    np.testing.assert_array_equal(grid[0:16, left:left + 16], tiles[0])
-    np.testing.assert_array_equal(grid[0:16, left + 18:left + 34], tiles[1])
-    np.testing.assert_array_equal(grid[18:34, left:left + 16], tiles[2])
+    np.testing.assert_array_equal(grid[2:18, left + 2:left + 18], tiles[0])
+    np.testing.assert_array_equal(grid[2:18, left + 20:left + 36], tiles[1])
+    np.testing.assert_array_equal(grid[20:36, left + 2:left + 18], tiles[2])
+    assert (grid[20:36, left + 20:left + 36] == 255).all(), "a short row ends in white"
     for r in range(3):
-        assert (grid[r * 18:r * 18 + 16, :left] < 128).any(), f"row {r} not named"
+        assert (grid[2 + r * 18:r * 18 + 18, :left] < 128).any(), f"row {r} not named"
+    with pytest.raises(ValueError, match="2 names for 3 rows"):
+        render.labelled_rows([[], [], []], ["a", "b"], 16)

@@ -211,19 +211,22 @@ def mistakes_grid(images: np.ndarray, confidences: np.ndarray, true_names: list[
 
 def labelled_rows(rows: list[list[np.ndarray]], names: list[str], size: int,
                   gap: int = 2) -> np.ndarray:
-    """Rows of uint8 [size, size, 3] tiles, each row named on its left ("index name")."""
+    """Rows of uint8 [size, size, 3] tiles (`tile`'s grid), each named on its left."""
     font = _font()
     names = [_shorten(n if n == str(i) else f"{i} {n}", _MAX_NAME_PX, font)
              for i, n in enumerate(names)]
+    if len(names) != len(rows):
+        raise ValueError(f"{len(names)} names for {len(rows)} rows of samples.")
+    columns = max([len(r) for r in rows] + [1])
+    # Rows shorter than the longest (classes with few samples) end in white.
+    blank = np.full((size, size, 3), 255, np.uint8)
+    cells = [row[c] if c < len(row) else blank for row in rows for c in range(columns)]
+    grid = tile(np.stack(cells or [blank]).astype(np.uint8), columns, gap)
     left = int(max((font.getlength(n) for n in names), default=0)) + 8
-    columns = max((len(r) for r in rows), default=0)
-    step = size + gap
-    canvas = Image.new("RGB", (left + max(columns, 1) * step, max(len(rows), 1) * step),
-                       "white")
+    canvas = Image.new("RGB", (left + grid.shape[1], grid.shape[0]), "white")
+    canvas.paste(Image.fromarray(grid), (left, 0))
     draw = ImageDraw.Draw(canvas)
-    for r, (row, name) in enumerate(zip(rows, names, strict=True)):
-        draw.text((4, r * step + (size - _line_height(font)) // 2), name, fill="black",
-                  font=font)
-        for c, image in enumerate(row):
-            canvas.paste(Image.fromarray(np.asarray(image, np.uint8)), (left + c * step, r * step))
+    for r, name in enumerate(names):
+        y = gap + r * (size + gap) + (size - _line_height(font)) // 2
+        draw.text((4, y), name, fill="black", font=font)
     return np.asarray(canvas, np.uint8)
