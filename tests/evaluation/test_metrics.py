@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from visiontrain.evaluation import metrics, render
+from visiontrain.evaluation import metrics
 
 NAMES = ["cat", "dog", "eel", "fox"]
 
@@ -48,37 +48,3 @@ def test_top_k_matches_sklearn_with_many_classes():
     report = metrics.summarize(probabilities, labels, [])
     assert report["top5"] == pytest.approx(
         sk.top_k_accuracy_score(labels, probabilities, k=5, labels=range(8)))
-
-
-def test_confusion_image_and_grid():
-    image = render.confusion_image(np.array([[5, 0], [5, 0]]), cell=4)
-    assert image.shape == (8, 8, 3) and image.dtype == np.uint8
-    assert tuple(image[1, 1]) == (8, 48, 107)  # class 0 row: all on the diagonal
-    assert tuple(image[0, 0]) == (0, 160, 0) and tuple(image[4, 4]) == (200, 0, 0)
-    grid = render.mistakes_grid(np.zeros((3, 4, 4, 3), np.uint8), np.array([1.0, 0.5, 0.25]))
-    assert grid.shape == (2 * 9 + 2, 2 * 6 + 2, 3)
-    with pytest.raises(ValueError, match="uint8"):
-        render.tile(np.zeros((2, 4, 4), np.float32))
-
-
-def test_labelled_confusion_image_names_rows_and_keeps_the_heat_map():
-    matrix = np.array([[5, 0, 1], [2, 3, 0], [0, 0, 4]])
-    heat = render.confusion_image(matrix, cell=12)
-    image = render.labelled_confusion_image(matrix, ["ants", "bees", "wasps"], cell=12)
-    rows, cols = np.nonzero(np.all(image == heat[0, 0], axis=-1))
-    top, left = rows.min(), cols.min()
-    assert top > 0 and left > 0, "margins for the axis names"
-    np.testing.assert_array_equal(image[top:top + 36, left:left + 36], heat)
-    for i in range(3):
-        band = image[top + 12 * i: top + 12 * (i + 1), :left]
-        assert (band < 128).any(), f"row {i} has no name drawn"
-    assert (image[:top, left:left + 36] < 128).any(), "column indices drawn"
-
-
-def test_labelled_confusion_image_refuses_a_label_count_mismatch_and_skips_huge_ones():
-    with pytest.raises(ValueError, match="2 labels for a 3-class"):
-        render.labelled_confusion_image(np.eye(3), ["a", "b"])
-    many = np.eye(render.MAX_LABELLED_CLASSES + 1)
-    names = [str(i) for i in range(len(many))]
-    np.testing.assert_array_equal(render.labelled_confusion_image(many, names, cell=2),
-                                  render.confusion_image(many, cell=2))

@@ -62,7 +62,12 @@ def test_build_verify_inspect_round_trip(tmp_path):
     assert inspected.returncode == 0, inspected.stderr
     assert inspected.stdout.split("\n")[1].split() == ["a", "4", "1"]
     grid = Image.open(tmp_path / "out" / "inspect_grid.png")
-    assert grid.size == (3 * 66, 2 * 66) and grid.mode == "RGB"
+    # Two rows of three 64 px samples (2 px gaps around), each row named on its left.
+    pixels = np.asarray(grid)
+    left = grid.size[0] - (3 * 66 + 2)
+    assert grid.size[1] == 2 * 66 + 2 and left > 0 and grid.mode == "RGB"
+    for row in range(2):
+        assert (pixels[2 + row * 66:row * 66 + 66, :left] < 128).any(), f"row {row} unnamed"
     shard = tmp_path / "out" / "train-00001-of-00002.tfrecord"
     shard.write_bytes(shard.read_bytes()[:-5])
     broken = run_tool("verify", "out", cwd=tmp_path)

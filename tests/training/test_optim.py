@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from visiontrain.config import TrainConfig
-from visiontrain.training import optim
+from visiontrain.training import optim, schedules
 from visiontrain.training.ema import WeightAverage
 
 
@@ -19,14 +19,14 @@ def schedule_values(schedule, steps):
 
 
 def test_warmup_then_cosine_values():
-    schedule = optim.WarmupSchedule(peak=1.0, total_steps=110, warmup_steps=10)
+    schedule = schedules.WarmupSchedule(peak=1.0, total_steps=110, warmup_steps=10)
     np.testing.assert_allclose(schedule_values(schedule, [0, 4, 9]), [0.1, 0.5, 1.0], rtol=1e-6)
     np.testing.assert_allclose(schedule_values(schedule, [10, 60, 110]), [1.0, 0.5, 0.0],
                                atol=1e-6)
 
 
 def test_step_schedule_values():
-    schedule = optim.WarmupSchedule(peak=0.4, total_steps=100, kind="step",
+    schedule = schedules.WarmupSchedule(peak=0.4, total_steps=100, kind="step",
                                     boundaries=(30, 60), decay_rate=0.1)
     np.testing.assert_allclose(schedule_values(schedule, [0, 29, 30, 59, 60, 99]),
                                [0.4, 0.4, 0.04, 0.04, 0.004, 0.004], rtol=1e-5)
@@ -34,8 +34,8 @@ def test_step_schedule_values():
 
 def test_lr_scales_with_global_batch_unless_disabled():
     config = TrainConfig(run_dir="x", base_lr=0.1)
-    assert optim.peak_learning_rate(config, 1024) == pytest.approx(0.4)
-    assert optim.peak_learning_rate(dataclasses.replace(config, scale_lr=False), 1024) == 0.1
+    assert schedules.peak_learning_rate(config, 1024) == pytest.approx(0.4)
+    assert schedules.peak_learning_rate(dataclasses.replace(config, scale_lr=False), 1024) == 0.1
 
 
 @pytest.mark.parametrize("name", optim.OPTIMIZERS)

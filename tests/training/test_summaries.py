@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from visiontrain.evaluation import render
 from visiontrain.training import summaries
 
 
@@ -31,6 +32,11 @@ def test_scalars_and_images_read_back(tmp_path):
     # 5 images of 8 px tile 3 columns x 2 rows with 2 px padding.
     assert (int(width), int(height)) == (32, 22) == (decoded.shape[1], decoded.shape[0])
     np.testing.assert_array_equal(decoded[2:10, 2:10], batch[0])
+    # The confusion matrix is the evaluation figure, classes named by index when unnamed.
+    (confusion,) = acc.Tensors("confusion")
+    logged = tf.io.decode_png(tf.make_ndarray(confusion.tensor_proto)[2]).numpy()
+    np.testing.assert_array_equal(
+        logged, render.labelled_confusion_image(np.array([[3, 1], [0, 4]]), ["0", "1"]))
 
 
 def test_hparams_dashboard(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from visiontrain.config import ModelConfig, TrainConfig
-from visiontrain.models.registry import build_model
-from visiontrain.training import optim, steps, transfer, transfer_optim, transfer_schedule
+from visiontrain.models.registry import available_models, backbone_blocks, build_model, model_spec
+from visiontrain.training import optim, schedules, steps, transfer
 
 
 def _model(name="resnet20", size=16, classes=3, **kwargs):
@@ -17,27 +17,30 @@ def _model(name="resnet20", size=16, classes=3, **kwargs):
     return build_model(ModelConfig(name=name, num_classes=classes, **kwargs), size)
 
 
-@pytest.mark.parametrize("layer, block", [
-    ("stage2_block3_conv1", "stage2_block3"),
-    ("stage3_bn", "stage3"),
-    ("conv5_block3_1_conv", "conv5_block3"),
-    ("block6b_expand_conv", "block6b"),
-    ("conv_pw_13_bn", "conv_13"),
-    ("conv_dw_2", "conv_2"),
-    ("expanded_conv_10_depthwise", "expanded_conv_10"),
-    ("expanded_conv_squeeze_excite_conv", "expanded_conv"),
-    ("convnext_tiny_stage_2_block_5_depthwise_conv", "convnext_tiny_stage_2_block_5"),
-    ("top_conv", None),
-    ("conv1_bn", None),
+FAMILY_BLOCKS = {model_spec(n).family: model_spec(n).blocks for n in available_models()}
+
+
+@pytest.mark.parametrize("family, layer, block", [
+    ("resnet", "stage2_block3_conv1", "stage2_block3"),
+    ("small_cnn", "stage3_bn", "stage3"),
+    ("keras_resnet", "conv5_block3_1_conv", "conv5_block3"),
+    ("efficientnetv2", "block6b_expand_conv", "block6b"),
+    ("mobilenet_v1", "conv_pw_13_bn", "conv_13"),
+    ("mobilenet_v1", "conv_dw_2", "conv_2"),
+    ("mobilenet_v3", "expanded_conv_10_depthwise", "expanded_conv_10"),
+    ("mobilenet_v3", "expanded_conv_squeeze_excite_conv", "expanded_conv"),
+    ("convnext", "convnext_tiny_stage_2_block_5_depthwise_conv", "convnext_tiny_stage_2_block_5"),
+    ("efficientnetv2", "top_conv", None),
+    ("keras_resnet", "conv1_bn", None),
 ])
-def test_block_key(layer, block):
-    assert transfer.block_key(layer) == block
+def test_block_key(family, layer, block):
+    assert FAMILY_BLOCKS[family].key(layer) == block
 
 
 def test_blocks_of_resnet20_and_mobilenet_v1():
-    names = [b.name for b in transfer.backbone_blocks(_model())]
+    names = [b.name for b in backbone_blocks(_model())]
     assert names == ["stem"] + [f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2, 3)]
-    names = [b.name for b in transfer.backbone_blocks(_model("mobilenet_v1_0.25", 32))]
+    names = [b.name for b in backbone_blocks(_model("mobilenet_v1_0.25", 32))]
     assert names == ["stem"] + [f"conv_{i}" for i in range(1, 14)]
 
 
@@ -116,7 +119,7 @@ def test_unfreeze_last_k_with_frozen_batchnorm():
 
 def test_layer_decay_multipliers_by_depth_from_the_top():
     model = _model()
-    multipliers = transfer.layer_decay_multipliers(model, 0.5)
+    multipliers = optim.layer_decay_multipliers(model, 0.5)
     backbone = model.get_layer("backbone")
     assert multipliers[id(model.get_layer("logits").kernel)] == 1.0
     assert multipliers[id(backbone.get_layer("stage3_block3_conv2").kernel)] == 0.5
@@ -131,7 +134,7 @@ def test_layer_decay_multipliers_by_depth_from_the_top():
 def test_layer_decay_is_a_per_variable_learning_rate(name, kwargs):
     """Same trajectory as a plain optimizer at lr * multiplier (for AdamW, unlike grad scaling)."""
     base = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW}[name]
-    decayed_cls = transfer_optim.optimizer_class(base, TrainConfig(run_dir="r", layer_decay=0.5))
+    decayed_cls = optim.optimizer_class(base, TrainConfig(run_dir="r", layer_decay=0.5))
     init = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3)
     a, b, c = (keras.Variable(init) for _ in range(3))
     decayed = decayed_cls(learning_rate=0.1, **kwargs)
@@ -157,7 +160,7 @@ def test_layer_decay_is_a_per_variable_learning_rate(name, kwargs):
 
 
 def test_layer_decay_needs_multipliers_before_build():
-    cls = transfer_optim.optimizer_class(keras.optimizers.SGD,
+    cls = optim.optimizer_class(keras.optimizers.SGD,
                                          TrainConfig(run_dir="r", layer_decay=0.7))
     with pytest.raises(ValueError, match="lr_multipliers"):
         cls(0.1).build([keras.Variable(1.0)])
@@ -167,16 +170,16 @@ def test_optimizer_from_config_attaches_layer_decay():
     model = _model("small_cnn")
     config = TrainConfig(run_dir="r", optimizer="adamw", layer_decay=0.8, weight_decay=0.05)
     optimizer = optim.make_optimizer(config, 0.01, model)
-    transfer_optim.attach_layer_decay(optimizer, model, config)
+    optim.attach_layer_decay(optimizer, model, config)
     optimizer.build(model.trainable_variables)
-    assert isinstance(optimizer, transfer_optim.LayerDecayAdamW)
+    assert isinstance(optimizer, optim.LayerDecayAdamW)
     _train_some(model, optimizer, 1)
 
 
 def test_two_phase_schedule():
     config = TrainConfig(run_dir="r", epochs=5, freeze_epochs=2, base_lr=0.8, fine_tune_lr=0.08,
                          warmup_epochs=0, fine_tune_warmup_epochs=1, schedule="cosine")
-    schedule = transfer_schedule.make_schedule(config, steps_per_epoch=10, global_batch_size=64)
+    schedule = schedules.make_schedule(config, steps_per_epoch=10, global_batch_size=64)
     lr = [float(schedule(s)) for s in range(50)]
     assert lr[0] == pytest.approx(0.2)  # 0.8 * 64 / 256
     assert lr[19] < 0.01  # the head phase decays to ~0 at its end
@@ -185,8 +188,8 @@ def test_two_phase_schedule():
     assert lr[49] < 1e-3
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert float(restored(25)) == pytest.approx(lr[25])
-    assert isinstance(transfer_schedule.make_schedule(
-        dataclasses.replace(config, freeze_epochs=0), 10, 64), optim.WarmupSchedule)
+    assert isinstance(schedules.make_schedule(
+        dataclasses.replace(config, freeze_epochs=0), 10, 64), schedules.WarmupSchedule)
 
 
 @pytest.mark.slow

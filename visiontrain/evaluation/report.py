@@ -15,17 +15,24 @@ _TILE = 64
 _GAP = 2
 
 
-def write_images(report, mistakes, directory: str, image_size: int) -> dict[str, str]:
-    """confusion_matrix.png and mistakes.png in `directory`; returns their paths."""
-    os.makedirs(directory, exist_ok=True)
-    paths = {"confusion_matrix": os.path.join(directory, "confusion_matrix.png")}
+def draw_pictures(report, mistakes, image_size: int) -> dict[str, np.ndarray]:
+    """The confusion matrix and (if there are any) the mistakes, as uint8 RGB pictures."""
+    names = [row["class"] for row in report["per_class"]]
     pictures = {"confusion_matrix": render.labelled_confusion_image(
-        np.array(report["confusion_matrix"]), [row["class"] for row in report["per_class"]])}
+        np.array(report["confusion_matrix"]), names)}
     if mistakes:
         images = np.stack([preprocess.preprocess_for_eval(m[1], image_size, 1.0).numpy()
                            for m in mistakes])
-        pictures["mistakes"] = render.mistakes_grid(images, np.array([m[0] for m in mistakes]))
-        paths["mistakes"] = os.path.join(directory, "mistakes.png")
+        pictures["mistakes"] = render.mistakes_grid(
+            images, np.array([m[0] for m in mistakes]), [names[m[2]] for m in mistakes],
+            [names[m[3]] for m in mistakes])
+    return pictures
+
+
+def write_images(pictures: dict[str, np.ndarray], directory: str) -> dict[str, str]:
+    """Each picture as NAME.png in `directory`; returns their paths by name."""
+    os.makedirs(directory, exist_ok=True)
+    paths = {name: os.path.join(directory, f"{name}.png") for name in pictures}
     for name, picture in pictures.items():
         write_bytes_atomic(paths[name], tf.io.encode_png(picture).numpy())
     return paths
@@ -47,7 +54,7 @@ def count_table(loaded: dict) -> str:
 
 
 def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
-    """A uint8 RGB grid: one row per label, up to `per_class` tiles of sample images."""
+    """A uint8 RGB grid: one row per label, named on its left, up to `per_class` samples."""
     rows = [[] for _ in loaded["labels"]]
     files = [os.path.join(data_dir, s["file"]) for split in loaded["splits"].values()
              for s in split["shards"]]
@@ -59,9 +66,4 @@ def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
             row.append(tf.cast(tf.image.resize_with_pad(image, _TILE, _TILE), tf.uint8).numpy())
         if all(len(r) >= per_class for r in rows):
             break
-    step = _TILE + _GAP
-    grid = np.full((len(rows) * step, per_class * step, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, tile in enumerate(row):
-            grid[r * step : r * step + _TILE, c * step : c * step + _TILE] = tile
-    return grid
+    return render.labelled_rows(rows, loaded["labels"], _TILE, _GAP)

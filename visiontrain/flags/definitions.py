@@ -22,7 +22,8 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
-from visiontrain.training.optim import OPTIMIZERS, SCHEDULES
+from visiontrain.training.optim import OPTIMIZERS
+from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
 
 DTYPES = ("float32", "mixed_float16", "mixed_bfloat16")

@@ -14,6 +14,8 @@ from typing import Callable
 import keras
 from absl import logging
 
+from visiontrain.models.blocks import BlockNames
+
 A = keras.applications
 
 
@@ -26,6 +28,23 @@ class KerasBackbone:
     input_scaling: str
     default_image_size: int
 
+    @property
+    def blocks(self) -> BlockNames:
+        """How this family names its blocks (see `models/blocks.py`)."""
+        return FAMILY_BLOCKS[self.family]
+
+
+# How each keras.applications family names its blocks, by layer-name prefix.
+FAMILY_BLOCKS = {
+    "keras_resnet": BlockNames.of(r"(conv\d+_block\d+)_"),
+    "efficientnetv2": BlockNames.of(r"(block\d+[a-z])_"),
+    # A separable block is conv_dw_13 + conv_pw_13 (+ conv_pad_13): one block "conv_13".
+    "mobilenet_v1": BlockNames.of(r"(conv)_(?:dw|pw|pad)(_\d+)(?:_|$)"),
+    "mobilenet_v3": BlockNames.of(r"(expanded_conv(?:_\d+)?)_"),
+    # Each stage opens with its downsampling layers, which are their own block.
+    "convnext": BlockNames.of(r"(.*_stage_\d+_block_\d+)_",
+                              r"(.*_downsampling)_(?:block|conv)(_\d+)"),
+}
 
 KERAS_BACKBONES = {
     # keras.applications ResNet v1 is the original 2015 net (stride on the first 1x1, conv

@@ -17,7 +17,8 @@ import keras
 
 from visiontrain.config import ModelConfig
 from visiontrain.models import backbones, resnet
-from visiontrain.models.head import apply_head
+from visiontrain.models.blocks import Block, BlockNames
+from visiontrain.models.head import apply_head, split_backbone_head
 from visiontrain.models.pretrained import load_model_file, resolve_pretrained
 from visiontrain.models.scaling import SCALINGS, apply_input_scaling
 
@@ -33,6 +34,7 @@ class ModelSpec:
       min_image_size: The smallest input accepted (the backbone's total downsampling).
       input_scaling: A key of `scaling.SCALINGS`; the model applies it itself.
       imagenet_weights: Whether `pretrained="imagenet"` is available.
+      blocks: How the family names its backbone blocks (`models/blocks.py`).
     """
 
     name: str
@@ -41,6 +43,7 @@ class ModelSpec:
     min_image_size: int
     input_scaling: str
     imagenet_weights: bool
+    blocks: BlockNames
 
     @property
     def input_scaling_description(self) -> str:
@@ -50,17 +53,19 @@ class ModelSpec:
 
 def _own_spec(name: str) -> ModelSpec:
     if name == "small_cnn":
-        return ModelSpec(name, "small_cnn", 32, 8, "imagenet_mean_std", False)
+        return ModelSpec(name, "small_cnn", 32, 8, "imagenet_mean_std", False,
+                         resnet.SMALL_CNN_BLOCKS)
     if resnet.RESNET_SPECS[name].stem == "cifar":
-        return ModelSpec(name, "cifar_resnet", 32, 8, "imagenet_mean_std", False)
-    return ModelSpec(name, "resnet", 224, 32, "imagenet_mean_std", False)
+        return ModelSpec(name, "cifar_resnet", 32, 8, "imagenet_mean_std", False,
+                         resnet.RESNET_BLOCKS)
+    return ModelSpec(name, "resnet", 224, 32, "imagenet_mean_std", False, resnet.RESNET_BLOCKS)
 
 
 def _keras_spec(name: str) -> ModelSpec:
     entry = backbones.lookup(name)
     return ModelSpec(
         name, entry.family, entry.default_image_size, backbones.KERAS_MIN_IMAGE_SIZE,
-        entry.input_scaling, True,
+        entry.input_scaling, True, entry.blocks,
     )
 
 
@@ -90,6 +95,18 @@ def model_spec(name: str) -> ModelSpec:
         f"Unknown model {name!r}; known: {available_models()} "
         "(MobileNet v1 takes any width as mobilenet_v1_<alpha>)."
     )
+
+
+def backbone_blocks(model: keras.Model) -> list[Block]:
+    """The backbone of a `build_model` model as its family's blocks, the stem first.
+
+    The family is found by the model's name, which `build_model` sets to the registry name.
+
+    Raises:
+      ValueError: If the model has no "backbone" or its name is not a registered model.
+    """
+    (backbone,), _ = split_backbone_head(model)
+    return model_spec(model.name).blocks.group(backbone)
 
 
 def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:

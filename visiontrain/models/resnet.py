@@ -13,6 +13,8 @@ import dataclasses
 
 import keras
 
+from visiontrain.models.blocks import BlockNames
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
@@ -48,6 +50,11 @@ RESNET_SPECS = {
 SMALL_CNN_FILTERS = (32, 64, 128)
 
 _BOTTLENECK_EXPANSION = 4
+
+# The blocks of transfer learning (models/blocks.py): `apply_stack` names each residual
+# block stage{i}_block{j}; small_cnn has one block per stage, stage{i}_conv/bn/out/pool.
+RESNET_BLOCKS = BlockNames.of(r"(stage\d+_block\d+)_")
+SMALL_CNN_BLOCKS = BlockNames.of(r"(stage\d+)_")
 
 
 def _conv(filters: int, kernel: int, stride: int, name: str) -> keras.layers.Conv2D:

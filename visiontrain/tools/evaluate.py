@@ -4,15 +4,14 @@
     visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
 
 Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
-and mistakes.png beside --output (or into --logdir), and logs the confusion matrix
-as a TensorBoard image to --logdir (default: the run's validation/ directory).
+and mistakes.png beside --output (or into --logdir), and logs both pictures as
+TensorBoard images to --logdir (default: the run's validation/ directory).
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
 from absl import flags
 
 from visiontrain.config import absolute_path
@@ -27,7 +26,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.evaluation import metrics, predictors
-    from visiontrain.evaluation.report import write_images
+    from visiontrain.evaluation.report import draw_pictures, write_images
     from visiontrain.fileio import write_json_atomic
     from visiontrain.pipelines import datasets
     from visiontrain.pipelines import manifest as manifest_lib
@@ -58,12 +57,13 @@ def main(argv: list[str]) -> None:
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
                               if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
+    pictures = draw_pictures(report, mistakes, image_size)
     if image_dir:
-        report["images"] = write_images(report, mistakes, image_dir, image_size)
+        report["images"] = write_images(pictures, image_dir)
     if logdir:
-        summaries.write_confusion_matrix(logdir, f"{FLAGS.split}/confusion_matrix",
-                                         np.array(report["confusion_matrix"]), step=0,
-                                         labels=labels)
+        # The same pictures as the PNGs, under the tags training uses for its own.
+        for name, picture in pictures.items():
+            summaries.write_image(logdir, f"{FLAGS.split}/{name}", picture, step=0)
     if FLAGS.output:
         write_json_atomic(FLAGS.output, report)
     print(metrics.format_report(report))

@@ -32,11 +32,10 @@ from visiontrain.training import (
     data_errors,
     optim,
     rundir,
+    schedules,
     steps,
     summaries,
     transfer,
-    transfer_optim,
-    transfer_schedule,
 )
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
@@ -209,10 +208,10 @@ def _train(
     keras.mixed_precision.set_dtype_policy(config.dtype)
     with strategy.scope():
         model = build_model(model_config, data.image_size)
-        schedule = transfer_schedule.make_schedule(config, steps_per_epoch, data.global_batch_size)
+        schedule = schedules.make_schedule(config, steps_per_epoch, data.global_batch_size)
         optimizer = optim.make_optimizer(config, schedule, model)
         # Built over everything that may ever train, before any freezing: stable slots.
-        transfer_optim.attach_layer_decay(optimizer, model, config)
+        optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)

@@ -1,4 +1,11 @@
-"""Optimiser and learning-rate schedule, built from the training config."""
+"""Optimisers built from the training config, with layer-wise learning-rate decay.
+
+Layer decay multiplies each variable's learning rate, not its gradient: Adam/AdamW
+normalise the gradient's scale away, so gradient scaling would do nothing there. The
+optimizers below pass `lr * multiplier` to the stock update of each variable and apply
+decoupled weight decay with the same per-variable LR, which is exactly a per-variable
+learning rate for SGD (with or without momentum / Nesterov) and AdamW alike.
+"""
 
 from __future__ import annotations
 
@@ -8,81 +15,9 @@ import keras
 import tensorflow as tf
 
 from visiontrain.config import TrainConfig
-from visiontrain.training import transfer_optim
+from visiontrain.models.registry import backbone_blocks
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "step", "constant")
-
-
-def peak_learning_rate(config: TrainConfig, global_batch_size: int) -> float:
-    """base_lr, scaled linearly with the global batch (Goyal et al.) unless disabled."""
-    if config.scale_lr:
-        return config.base_lr * global_batch_size / 256
-    return config.base_lr
-
-
-@keras.saving.register_keras_serializable(package="visiontrain")
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `peak`, then cosine to 0, step decay, or constant."""
-
-    def __init__(
-        self,
-        peak: float,
-        total_steps: int,
-        warmup_steps: int = 0,
-        kind: str = "cosine",
-        boundaries: tuple[int, ...] = (),
-        decay_rate: float = 0.1,
-    ):
-        if kind not in SCHEDULES:
-            raise ValueError(f"Unknown schedule {kind!r}; use one of {SCHEDULES}.")
-        self.peak = peak
-        self.total_steps = max(1, total_steps)
-        self.warmup_steps = warmup_steps
-        self.kind = kind
-        self.boundaries = tuple(boundaries)
-        self.decay_rate = decay_rate
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        peak = tf.constant(self.peak, tf.float32)
-        warm = tf.cast(self.warmup_steps, tf.float32)
-        if self.kind == "cosine":
-            progress = (step - warm) / tf.maximum(1.0, self.total_steps - warm)
-            decayed = 0.5 * peak * (1.0 + tf.cos(math.pi * tf.clip_by_value(progress, 0.0, 1.0)))
-        elif self.kind == "step":
-            passed = tf.add_n(
-                [tf.cast(step >= b, tf.float32) for b in self.boundaries] + [tf.constant(0.0)]
-            )
-            decayed = peak * tf.pow(self.decay_rate, passed)
-        else:
-            decayed = peak
-        warmup = peak * (step + 1.0) / tf.maximum(1.0, warm)
-        return tf.where(step < warm, warmup, decayed)
-
-    def get_config(self):
-        return {
-            "peak": self.peak,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "kind": self.kind,
-            "boundaries": list(self.boundaries),
-            "decay_rate": self.decay_rate,
-        }
-
-
-def make_schedule(
-    config: TrainConfig, steps_per_epoch: int, global_batch_size: int
-) -> WarmupSchedule:
-    """The run's LR schedule; epochs in the config become steps here."""
-    return WarmupSchedule(
-        peak=peak_learning_rate(config, global_batch_size),
-        total_steps=config.epochs * steps_per_epoch,
-        warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
-        kind=config.schedule,
-        boundaries=tuple(e * steps_per_epoch for e in config.step_decay_epochs),
-        decay_rate=config.step_decay_rate,
-    )
 
 
 def make_optimizer(
@@ -101,11 +36,11 @@ def make_optimizer(
         global_clipnorm=config.clip_norm or None,
     )
     if config.optimizer == "sgd":
-        optimizer = transfer_optim.optimizer_class(keras.optimizers.SGD, config)(
+        optimizer = optimizer_class(keras.optimizers.SGD, config)(
             momentum=config.momentum, nesterov=config.nesterov, **common
         )
     else:
-        optimizer = transfer_optim.optimizer_class(keras.optimizers.AdamW, config)(**common)
+        optimizer = optimizer_class(keras.optimizers.AdamW, config)(**common)
     if config.weight_decay:
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]
@@ -113,3 +48,83 @@ def make_optimizer(
     if config.dtype == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float]:
+    """LR multipliers by variable id: 1 for the head, decay**d for the block d from the top.
+
+    The top backbone block gets `decay`, the stem `decay ** len(blocks)` (BEiT's rule with
+    the head as depth 0). Keys are `id(variable)` of the model's Keras variables.
+    """
+    multipliers = {id(v): 1.0 for v in model.weights}
+    blocks = backbone_blocks(model)
+    for depth, block in enumerate(reversed(blocks), start=1):
+        for layer in block.layers:
+            for variable in layer.weights:
+                multipliers[id(variable)] = math.pow(decay, depth)
+    return multipliers
+
+
+class _LayerDecayMixin:
+    """Per-variable LR multipliers for a stock Keras optimizer.
+
+    Set `lr_multipliers` ({id(keras variable): float}, missing means 1) before `build`.
+    """
+
+    lr_multipliers: dict[int, float] | None = None
+
+    def build(self, var_list):
+        if self.lr_multipliers is None:
+            raise ValueError(
+                "Set optimizer.lr_multipliers (optim.attach_layer_decay) before "
+                "building a layer-decay optimizer.")
+        super().build(var_list)
+        # Indexed like the optimizer's slots, which is how update_step finds a variable.
+        self._lr_scale = [self.lr_multipliers.get(id(v), 1.0) for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        scale = self._lr_scale[self._get_variable_index(variable)]
+        learning_rate = tf.cast(learning_rate, variable.dtype) * scale
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype)
+                                * learning_rate)
+        super().update_step(gradient, variable, learning_rate)
+
+    def _apply_weight_decay(self, variables):
+        """Done per variable in update_step, with the variable's own learning rate."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecaySGD(_LayerDecayMixin, keras.optimizers.SGD):
+    """SGD with per-variable learning-rate multipliers."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecayAdamW(_LayerDecayMixin, keras.optimizers.AdamW):
+    """AdamW with per-variable learning-rate multipliers."""
+
+
+_LAYER_DECAY_CLASSES = {keras.optimizers.SGD: LayerDecaySGD,
+                        keras.optimizers.AdamW: LayerDecayAdamW}
+
+
+def optimizer_class(base: type, config: TrainConfig) -> type:
+    """`base`, or its layer-decay variant when --layer_decay is set."""
+    if not config.layer_decay:
+        return base
+    if base not in _LAYER_DECAY_CLASSES:
+        raise ValueError(
+            f"--layer_decay is implemented for {[c.__name__ for c in _LAYER_DECAY_CLASSES]}, "
+            f"not {base.__name__}; drop --layer_decay or change --optimizer.")
+    return _LAYER_DECAY_CLASSES[base]
+
+
+def attach_layer_decay(optimizer: keras.optimizers.Optimizer, model: keras.Model,
+                       config: TrainConfig) -> None:
+    """Gives a layer-decay `optimizer` (or the one a loss scaler wraps) its multipliers.
+
+    Call before `optimizer.build`; a no-op without --layer_decay.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(inner, _LayerDecayMixin):
+        inner.lr_multipliers = layer_decay_multipliers(model, config.layer_decay)

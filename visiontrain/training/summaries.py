@@ -83,28 +83,26 @@ def write_image_grid(
 
     For augmented samples: log what the model actually trains on.
     """
-    images = np.asarray(images)[:max_images]
-    grid = render.tile(images)
+    write_image(logdir, tag, render.tile(np.asarray(images)[:max_images]), step)
+
+
+def write_image(logdir: str, tag: str, image: np.ndarray, step: int) -> None:
+    """One uint8 [H, W, 3] picture as an image summary."""
     writer = writer_for(logdir)
     with writer.as_default(step=step):
-        tf.summary.image(tag, grid[None], max_outputs=1)
+        tf.summary.image(tag, np.asarray(image)[None], max_outputs=1)
     writer.flush()
 
 
 def write_confusion_matrix(
     logdir: str, tag: str, matrix: np.ndarray, step: int, labels: list[str] | None = None
 ) -> None:
-    """The confusion matrix as a heat-map image summary, axes named when `labels` are given.
+    """The confusion matrix as the figure of render.labelled_confusion_image.
 
-    See render.confusion_image and render.labelled_confusion_image.
+    Without `labels` the classes are named by their indices.
     """
-    cell = max(2, min(16, 512 // max(len(matrix), 1)))
-    image = (render.labelled_confusion_image(matrix, labels, cell) if labels
-             else render.confusion_image(matrix, cell))
-    writer = writer_for(logdir)
-    with writer.as_default(step=step):
-        tf.summary.image(tag, image[None], max_outputs=1)
-    writer.flush()
+    labels = labels or [str(i) for i in range(len(matrix))]
+    write_image(logdir, tag, render.labelled_confusion_image(matrix, labels), step)
 
 
 class ProfileWindow:

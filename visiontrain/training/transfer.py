@@ -10,19 +10,8 @@ statistics untouched), also inside the nested "backbone" model. The trainable se
 when a step is traced, so the caller must retrace its compiled step when the phase
 changes (`TransferPlan.phase` is meant to be a tf.function trace key).
 
-Blocks (the unit of `--unfreeze=last:K` and of `--layer_decay`) are consecutive groups of
-backbone layers found by name, in topological order:
-
-  ours:                  stage2_block3_*                 (one residual block)
-  small_cnn:             stage2_*                        (conv-bn-relu-pool)
-  keras ResNet v1/v2:    conv4_block6_*
-  EfficientNetV2:        block6b_*
-  MobileNet v1:          conv_dw_13*, conv_pw_13*  (one separable block, "conv_13")
-  MobileNetV3:           expanded_conv_10_*
-  ConvNeXt:              *_stage_2_block_5_*, *_downsampling_block_2*
-
-A layer without weights, or whose name matches none of these (stems, top convs, final
-norms), joins the block before it; those before the first block form the "stem" block.
+Blocks (the unit of `--unfreeze=last:K` and of `--layer_decay`) are declared by each
+model family; `models/blocks.py` describes them and the registry finds a model's.
 """
 
 from __future__ import annotations
@@ -36,60 +25,11 @@ import keras
 
 from visiontrain.config import TrainConfig
 from visiontrain.models.head import split_backbone_head
+from visiontrain.models.registry import backbone_blocks
 
 PHASE_HEAD = 1
 PHASE_FINE_TUNE = 2
-STEM = "stem"
-
-# Each pattern's groups, joined, name the block; MobileNet v1 drops the dw/pw/pad part.
-_BLOCK_PATTERNS = tuple(re.compile(p) for p in (
-    r"(stage\d+_block\d+)_",
-    r"(stage\d+)_",
-    r"(conv\d+_block\d+)_",
-    r"(block\d+[a-z])_",
-    r"(conv)_(?:dw|pw|pad)(_\d+)(?:_|$)",
-    r"(expanded_conv(?:_\d+)?)_",
-    r"(.*_stage_\d+_block_\d+)_",
-    r"(.*_downsampling)_(?:block|conv)(_\d+)",
-))
 _UNFREEZE = re.compile(r"all|last:(\d+)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    """A named group of consecutive backbone layers."""
-
-    name: str
-    layers: tuple[keras.Layer, ...]
-
-
-def block_key(layer_name: str) -> str | None:
-    """The block a backbone layer belongs to by its name, or None if no rule matches."""
-    for pattern in _BLOCK_PATTERNS:
-        match = pattern.match(layer_name)
-        if match:
-            return "".join(match.groups())
-    return None
-
-
-def backbone_blocks(model: keras.Model) -> list[Block]:
-    """The backbone of a `build_model` model as blocks, from the stem to the top.
-
-    Args:
-      model: A visiontrain model (it has a nested "backbone").
-
-    Returns:
-      Blocks in topological order; see the module docstring for the naming rule.
-    """
-    (backbone,), _ = split_backbone_head(model)
-    groups: dict[str, list[keras.Layer]] = {}
-    current = STEM
-    for layer in backbone.layers:
-        # Weightless layers (pads, adds, stage outputs) never open a block.
-        if layer.weights:
-            current = block_key(layer.name) or current
-        groups.setdefault(current, []).append(layer)
-    return [Block(name, tuple(layers)) for name, layers in groups.items()]
 
 
 def parse_unfreeze(spec: str) -> int | None:
@@ -186,21 +126,6 @@ def set_phase(model: keras.Model, plan: TransferPlan, phase: int) -> None:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-
-
-def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[int, float]:
-    """LR multipliers by variable id: 1 for the head, decay**d for the block d from the top.
-
-    The top backbone block gets `decay`, the stem `decay ** len(blocks)` (BEiT's rule with
-    the head as depth 0). Keys are `id(variable)` of the model's Keras variables.
-    """
-    multipliers = {id(v): 1.0 for v in model.weights}
-    blocks = backbone_blocks(model)
-    for depth, block in enumerate(reversed(blocks), start=1):
-        for layer in block.layers:
-            for variable in layer.weights:
-                multipliers[id(variable)] = math.pow(decay, depth)
-    return multipliers
 
 
 def describe_phase(model: keras.Model, plan: TransferPlan, phase: int) -> str:
