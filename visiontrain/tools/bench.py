@@ -1,7 +1,8 @@
 """visiontrain-bench: side-by-side speed benchmarks that print ratios to a baseline.
 
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
-    visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
+    visiontrain-bench augment [--image_size=224 --batch=64] [--parts=ops,randaugment,step,input]
+                              [--accuracy] [--json]
     visiontrain-bench train [--num_images=400] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
@@ -23,6 +24,9 @@ flags.DEFINE_integer("batch", 64, "Batch size for the benchmark.", lower_bound=1
 flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower_bound=1)
 flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
 flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
+flags.DEFINE_list("parts", ["ops", "randaugment", "step", "input"],
+                  "augment: which parts to run (per-op table, RandAugment peers, ResNet-50 "
+                  "step overhead, input pipeline).")
 flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
 FLAGS = flags.FLAGS
 
@@ -45,7 +49,7 @@ def _augment() -> tuple[dict, Callable[[dict], None]]:
     from visiontrain.bench.augment import bench_augment, print_table
 
     return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats,
-                         accuracy=FLAGS.accuracy), print_table
+                         accuracy=FLAGS.accuracy, parts=tuple(FLAGS.parts)), print_table
 
 
 def _train() -> tuple[dict, Callable[[dict], None]]:
