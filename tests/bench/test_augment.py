@@ -1,5 +1,6 @@
 """The augmentation benchmark's per-op table and peers at tiny sizes: rows and keys, not speed."""
 
+import math
 import sys
 
 import pytest
@@ -30,8 +31,9 @@ def test_per_op_table_has_a_row_per_op_and_prints_it(capsys):
     result = augment_bench.bench_augment(image_size=16, batch=2, repeats=1, parts=("ops",))
     rows = set(augment_bench.preset_op_rows())
     assert set(result["op_ms_per_image"]) == rows == set(result["op_ratio_to_decode"])
-    assert result["decode_crop_ms_per_image"] > 0
-    assert all(v > 0 for v in result["op_ms_per_image"].values())
+    assert result["decode_crop_ms_per_image"] > 0 and result["cast_step_ms_per_image"] > 0
+    # Differences of two timings: any finite number, not a speed claim.
+    assert all(math.isfinite(v) for v in result["op_ms_per_image"].values())
     augment_bench.print_table(result)
     printed = capsys.readouterr().out
     assert "decode + crop" in printed

@@ -127,9 +127,11 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
 
     "ops": single-threaded, as the host decode it is compared with, in alternating
     rounds: ms per image of decode + random-resized crop + resize of 500x375
-    photo-like JPEGs, and of each `preset_op_rows` op on a float32 batch [batch,
-    image_size, image_size, 3] of such crops; a ratio is the median over rounds of
-    op / decode within the round.
+    photo-like JPEGs, and what each `preset_op_rows` op adds to a step that casts a
+    uint8 batch [batch, image_size, image_size, 3] of such crops to float32 and
+    reduces it (the op's time inside the step: the cast and a consumer are there
+    with or without it). A ratio is the median over rounds of op / decode within
+    the round.
     """
     if name != "ops":
         raise ValueError(f"unknown augment benchmark configuration {name!r}; known: ops")
@@ -146,24 +148,28 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
     decode = tf.function(lambda jpeg, seed: preprocess_for_train(
         jpeg, seed, image_size, (0.08, 1.0), (3 / 4, 4 / 3)))
     crops = [decode(jpeg, tf.constant([i, 0], tf.int64)) for i, jpeg in enumerate(jpegs)]
-    images = tf.cast(tf.stack([crops[i % len(crops)] for i in range(batch)]), tf.float32)
+    images = tf.stack([crops[i % len(crops)] for i in range(batch)])
     labels = tf.one_hot(tf.range(batch) % 10, 10)
     seed = tf.Variable([0, 0], dtype=tf.int64)
 
-    def timed(op):
+    def step(op):
         @tf.function
         def run(x, y):
-            # A new seed per call, as in training.
-            seed.assign_add([1, 0])
-            return op(x, y, tf.identity(seed))[0]
+            x = tf.cast(x, tf.float32)
+            if op is not None:
+                # A new seed per call, as in training.
+                seed.assign_add([1, 0])
+                x = op(x, y, tf.identity(seed))[0]
+            # A full reduction, so no part of the op's output can be skipped.
+            return tf.reduce_sum(x)
         return lambda: run(images, labels).numpy()
 
     def decode_all():
         for i, jpeg in enumerate(jpegs):
             decode(jpeg, tf.constant([i, 1], tf.int64)).numpy()
 
-    rows = {row: timed(op) for row, op in preset_op_rows().items()}
-    candidates = {"decode": decode_all, **rows}
+    rows = {row: step(op) for row, op in preset_op_rows().items()}
+    candidates = {"decode": decode_all, "step": step(None), **rows}
     for fn in candidates.values():
         fn()
     ms = {row: [] for row in candidates}
@@ -171,11 +177,13 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
         for row, fn in candidates.items():
             start = time.perf_counter()
             fn()
-            count = len(jpegs) if row == "decode" else batch
-            ms[row].append((time.perf_counter() - start) * 1e3 / count)
+            ms[row].append((time.perf_counter() - start) * 1e3 /
+                           (len(jpegs) if row == "decode" else batch))
+    added = {row: [t - base for t, base in zip(ms[row], ms["step"])] for row in rows}
     return {"decode_ms": statistics.median(ms["decode"]),
-            "op_ms": {row: statistics.median(ms[row]) for row in rows},
-            "op_ratio": {row: statistics.median(a / b for a, b in zip(ms[row], ms["decode"]))
+            "step_ms": statistics.median(ms["step"]),
+            "op_ms": {row: statistics.median(added[row]) for row in rows},
+            "op_ratio": {row: statistics.median(a / b for a, b in zip(added[row], ms["decode"]))
                          for row in rows}}
 
 
@@ -184,6 +192,7 @@ def bench_ops(image_size: int = 224, batch: int = 64, repeats: int = 3) -> dict:
     figures = harness.run_in_subprocess("visiontrain.bench.augment",
                                         ["ops", image_size, batch, repeats])
     return {"decode_crop_ms_per_image": figures["decode_ms"],
+            "cast_step_ms_per_image": figures["step_ms"],
             "op_ms_per_image": figures["op_ms"], "op_ratio_to_decode": figures["op_ratio"]}
 
 
@@ -286,8 +295,9 @@ def bench_augment(image_size: int = 224, batch: int = 64, n: int = 2, m: float =
     """All augmentation figures of `parts`, as one flat dict (`print_table` shows it).
 
     Returns:
-        ops: decode_crop_ms_per_image, and per op of the `OP_PRESETS`
-        (`preset_op_rows`) op_ms_per_image and op_ratio_to_decode;
+        ops: decode_crop_ms_per_image, cast_step_ms_per_image, and per op of the
+        `OP_PRESETS` (`preset_op_rows`) op_ms_per_image (added to the step) and
+        op_ratio_to_decode;
         randaugment: R_randaugment (ours / keras.layers.RandAugment img/s, same N
         and M) and R_randaugment_kerascv (ours / keras-cv's, when installed);
         step: step_overhead_imagenet (ResNet-50 step with / without in-step augmentation);
@@ -323,8 +333,10 @@ def print_table(result: dict) -> None:
           f"RandAugment N={result['n']} M={result['m']:g}")
     if "op_ms_per_image" in result:
         budget = OP_BUDGET * result["decode_crop_ms_per_image"]
-        print(f"  per op, float32 batch of {result['batch']}, 1 thread; decode + crop "
-              f"{result['decode_crop_ms_per_image']:.3f} ms/image, budget {budget:.3f}")
+        print(f"  per op, 1 thread, time it adds to a step that casts a uint8 batch of "
+              f"{result['batch']} to float32 ({result['cast_step_ms_per_image']:.3f} ms/image)")
+        print(f"  decode + crop {result['decode_crop_ms_per_image']:.3f} ms/image, "
+              f"budget {OP_BUDGET:g} of it: {budget:.3f} ms/image")
         print(f"    {'op':<26}{'ms/image':>10}{'/ decode':>10}")
         for row, ms in result["op_ms_per_image"].items():
             ratio = result["op_ratio_to_decode"][row]
