@@ -30,6 +30,7 @@ sharpness) 1 + 0.9*m*sign. Geometric ops act about the image centre.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import tensorflow as tf
@@ -213,6 +214,42 @@ _GROUP_OF_OP = tuple(next(g for g, (names, _) in enumerate(_ROUTES) if name in n
                      for name in OPS)
 
 
+# Groups whose op is pixel arithmetic: compiled by XLA into one pass over their images.
+# The warp and the histogram tables keep TF's kernels (XLA has no fast form of either);
+# sharpness keeps TF's convolution, whose sums XLA rounds differently (off by one level
+# on some pixels, against the dense path).
+_FUSED_ROUTES = ("autocontrast", "solarize", "posterize", "brightness", "color")
+_BUCKETS = tuple(2 ** i for i in range(31))
+_COMPILED: dict = {}
+
+
+def _fused_route(group: int, m: float, integral: bool):
+    """The route of `group` as XLA code; its images are padded to a power-of-two count,
+    so XLA compiles each group for at most log2(batch) + 1 shapes, not for every count."""
+    key = (group, m, integral)
+    if key not in _COMPILED:
+        fn = _ROUTES[group][1]
+
+        def compute(images, op_index, sign):
+            return fn(images if integral else _rounded(images), op_index, sign, m)
+
+        _COMPILED[key] = tf.function(compute, jit_compile=True, autograph=False,
+                                     reduce_retracing=True)
+    compiled = _COMPILED[key]
+
+    def call(images, op_index, sign, _m):
+        if geo.in_xla_context():
+            return compiled.python_function(images, op_index, sign)
+        count = tf.shape(images)[0]
+        size = tf.reduce_min(tf.where(tf.constant(_BUCKETS) >= count, _BUCKETS, _BUCKETS[-1]))
+        pad = size - count
+        out = compiled(tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]]),
+                       tf.pad(op_index, [[0, pad]]), tf.pad(sign, [[0, pad]]))
+        return out[:count]
+
+    return call
+
+
 def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float,
                 integral: bool = False) -> tf.Tensor:
     """One RandAugment slot where each image runs only the op it picked.
@@ -230,10 +267,13 @@ def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: floa
     sign_parts = tf.dynamic_partition(sign, group, count)
     positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, count)
     outputs = []
-    for (names, fn), part, part_op, part_sign in zip(_ROUTES, parts, op_parts, sign_parts):
-        # Only the warp reads unrounded pixels; the others need integers, as the table does.
-        if "rotate" not in names and not integral:
-            part = _rounded(part)
+    for group, part, part_op, part_sign in zip(range(count), parts, op_parts, sign_parts):
+        names, fn = _ROUTES[group]
+        if names[0] in _FUSED_ROUTES:
+            fn = _fused_route(group, m, integral)
+        elif "rotate" not in names and not integral:
+            # Only the warp reads unrounded pixels; the others need integers, as the table does.
+            fn = functools.partial(lambda fn, x, *args: fn(_rounded(x), *args), fn)
         outputs.append(tf.cond(tf.size(part_op) > 0,
                                lambda fn=fn, x=part, o=part_op, s=part_sign: fn(x, o, s, m),
                                lambda x=part: x))
