@@ -8,7 +8,9 @@ No per-image loops. For each of the N slots every image draws an op index and a
 sign; two equivalent forms then apply them (tests check they agree bit for bit):
   * routed (default outside XLA): `tf.dynamic_partition` splits the batch by op
     group, each group runs on its own images only, `tf.dynamic_stitch` restores
-    the order, so an image pays for one op per slot, not for all of them;
+    the order, so an image pays for one op per slot, not for all of them; the
+    geometric group (one bilinear warp) and the point/colour group run as XLA
+    code over their images (`_fused_route`);
   * dense (under XLA, which has no dynamic shapes): the whole batch goes through
     three stages whose per-image parameters are identities for images that did
     not pick them: geometric ops (rotate, shear_x/y, translate_x/y) -> one
@@ -224,12 +226,14 @@ _GROUP_OF_OP = tuple(next(g for g, (names, _) in enumerate(_ROUTES) if name in n
                      for name in OPS)
 
 
-# The group of pixel-arithmetic ops is compiled by XLA into one pass over its images.
-# The warp and the histogram tables keep TF's kernels (XLA has no fast form of either);
-# sharpness keeps TF's convolution, whose sums XLA rounds differently (off by one level
-# on some pixels, against the dense path). One group, not one per op, so XLA compiles
-# a handful of padded shapes (about 5/14 of the batch picks one of these ops).
-_FUSED_ROUTES = (_POINT_OPS[0][0],)
+# Routes compiled by XLA. The pixel-arithmetic ops form one group, not one per op, so
+# XLA compiles a handful of padded shapes (about 5/14 of the batch picks one of them).
+# The warp's bilinear gathers compiled by XLA take half the time of TF's
+# ImageProjectiveTransformV3 kernel. The histogram tables keep TF's bincount (XLA's
+# scatter-add is slow); sharpness keeps TF's convolution, whose sums XLA rounds
+# differently (off by one level on some pixels, against the dense path).
+_FUSED_ROUTES = ("rotate", _POINT_OPS[0][0])
+_GEOMETRY_GROUP = 1
 _BUCKETS = tuple(2 ** i for i in range(31))
 _COMPILED: dict = {}
 
@@ -237,12 +241,13 @@ _COMPILED: dict = {}
 def _fused_route(group: int, m: float, integral: bool):
     """The route of `group` as XLA code; its images are padded to a power-of-two count,
     so XLA compiles each group for at most log2(batch) + 1 shapes, not for every count."""
-    key = (group, m, integral)
+    names, fn = _ROUTES[group]
+    # Only the warp reads unrounded pixels; the others need integers, as the table does.
+    rounds = not integral and "rotate" not in names
+    key = (group, m, rounds)
     if key not in _COMPILED:
-        fn = _ROUTES[group][1]
-
         def compute(images, op_index, sign):
-            return fn(images if integral else _rounded(images), op_index, sign, m)
+            return fn(_rounded(images) if rounds else images, op_index, sign, m)
 
         _COMPILED[key] = tf.function(compute, jit_compile=True, autograph=False,
                                      reduce_retracing=True)
@@ -302,11 +307,11 @@ def _draw_slot(seed: tf.Tensor, batch) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _dense_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float) -> tf.Tensor:
     """Every image through every stage, identity parameters where not picked (XLA-friendly)."""
-    shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
-    images = geo.affine_warp(images, _geometry_matrix(op_index, sign, m, height, width),
-                             fill_mode="constant", fill_value=FILL_VALUE)
-    indices = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.int32)
+    batch = tf.shape(images)[0]
+    # The routed geometry's XLA warp, here over the whole batch (identity where not picked):
+    # the same code on the same pixel gives the same value, however the batch is split.
+    images = _fused_route(_GEOMETRY_GROUP, m, True)(images, op_index, sign, m)
+    indices = tf.cast(images, tf.int32)
     tables = _point_tables(images, indices, op_index, sign, m)
     flat_index = ((tf.range(batch)[:, None, None, None] * 3 + tf.range(3)) * 256 + indices)
     images = tf.gather(tf.reshape(tables, [-1]), flat_index)
