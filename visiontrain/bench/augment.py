@@ -27,11 +27,17 @@ OP_PRESETS = ("light", "imagenet", "strong")
 OP_BUDGET = 0.10
 
 
+# Calls before timing: the first traces; the next ones compile what XLA has not yet
+# seen (RandAugment's routes compile per padded group size, once per run).
+WARMUP_CALLS = 3
+
+
 def _alternating_medians(candidates: dict[str, Callable[[], object]],
                          repeats: int) -> dict[str, float]:
     """Median seconds per call of each candidate, warmed up, timed in alternation."""
-    for fn in candidates.values():
-        fn()
+    for _ in range(WARMUP_CALLS):
+        for fn in candidates.values():
+            fn()
     times = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
@@ -170,8 +176,9 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
 
     rows = {row: step(op) for row, op in preset_op_rows().items()}
     candidates = {"decode": decode_all, "step": step(None), **rows}
-    for fn in candidates.values():
-        fn()
+    for _ in range(WARMUP_CALLS):
+        for fn in candidates.values():
+            fn()
     ms = {row: [] for row in candidates}
     for _ in range(repeats):
         for row, fn in candidates.items():
