@@ -84,6 +84,17 @@ def test_erase_box_equals_the_reference_and_only_the_box_changes(probability):
     np.testing.assert_array_equal(out, again)
 
 
+def test_erased_images_each_get_their_own_noise():
+    images = tf.fill([5, 24, 24, 3], 300.0)
+    out = ops.make_erase(1.0, min_area=0.3, max_area=0.33, min_aspect=0.99)(
+        images, _labels(5), SEED)[0].numpy()
+    inside = out != 300.0
+    for i in range(5):
+        for j in range(i):
+            both = inside[i] & inside[j]
+            assert both.sum() > 50 and (out[i][both] != out[j][both]).mean() > 0.9
+
+
 def test_byte_noise_is_uniform_bytes_reproducible_and_seeded():
     noise = ops.byte_noise(tf.constant([3, 50, 41, 3]), SEED)
     assert noise.dtype == tf.uint8 and noise.shape == (3, 50, 41, 3)
@@ -98,7 +109,8 @@ def test_byte_noise_is_uniform_bytes_reproducible_and_seeded():
 @pytest.mark.parametrize("fn, args", [
     (ops.flip_pixels, lambda x: (tf.constant([True, False, True, False, False, True]),)),
     (ops.jitter_pixels, lambda x: tuple(tf.linspace(0.6, 1.4, 6) + d for d in (0., .1, -.1))),
-    (ops.erase_pixels, lambda x: (ops.byte_noise(tf.shape(x), SEED),
+    (ops.erase_pixels, lambda x: (ops.byte_noise(tf.constant([4, 9, 7, 3]), SEED),
+                                  tf.constant([0, 3, 1, 2, 0, 3]),
                                   tf.constant([[1., 2., 5., 6.]] * 6))),
     (mix.mix_pixels, lambda x: (tf.constant([2, 7, 1, 5]), tf.constant(True), tf.constant(True),
                                 tf.constant(0.3))),
