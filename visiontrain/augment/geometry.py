@@ -99,8 +99,10 @@ def affine_warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "reflec
     ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
     grid = tf.cast(tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1]),
                              tf.ones([height * width], tf.int32)], axis=0), tf.float32)
-    src = tf.einsum("bij,jp->bip", matrices[:, :2, :], grid)
-    x, y = src[:, 0], src[:, 1]
+    # Written out rather than as one einsum, so each coordinate is the same sum of the
+    # same products whatever the batch size (a matmul kernel may order it otherwise).
+    x = matrices[:, 0, 0:1] * grid[0] + matrices[:, 0, 1:2] * grid[1] + matrices[:, 0, 2:3]
+    y = matrices[:, 1, 0:1] * grid[0] + matrices[:, 1, 1:2] * grid[1] + matrices[:, 1, 2:3]
     x0, y0 = tf.floor(x), tf.floor(y)
     wx, wy = x - x0, y - y0
     x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)

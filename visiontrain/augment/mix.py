@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from visiontrain.augment.ops import RNG_ALG, split_seed, uniform
+from visiontrain.augment.ops import RNG_ALG, fused, split_seed, uniform
 
 _GAMMA_TRIES = 16
 
@@ -41,6 +41,19 @@ def _beta(alpha: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """One Beta(alpha, alpha) sample from two gammas."""
     gammas = _gamma(alpha, seed, 2)
     return gammas[0] / tf.maximum(gammas[0] + gammas[1], 1e-12)
+
+
+@fused
+def mix_pixels(images: tf.Tensor, box: tf.Tensor, use_cutmix: tf.Tensor, apply: tf.Tensor,
+               lam: tf.Tensor) -> tf.Tensor:
+    """Each image mixed with its mirror in the batch: pasted inside `box` [4] (y0, y1,
+    x0, x1; end exclusive) for CutMix, blended by `lam` for MixUp; kept if not `apply`."""
+    shape = tf.shape(images)
+    rows, cols = tf.range(shape[1])[:, None], tf.range(shape[2])[None, :]
+    in_box = (rows >= box[0]) & (rows < box[1]) & (cols >= box[2]) & (cols < box[3])
+    keep = tf.where(use_cutmix, 1.0 - tf.cast(in_box, tf.float32)[None, :, :, None], lam)
+    keep = tf.where(apply, keep, 1.0)
+    return images * keep + tf.reverse(images, axis=[0]) * (1.0 - keep)
 
 
 def make_mix(mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mixup_prob: float = 1.0,
@@ -87,15 +100,11 @@ def make_mix(mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, mixup_prob: fl
         y1 = tf.clip_by_value(cy + cut_h // 2, 0, height)
         x0 = tf.clip_by_value(cx - cut_w // 2, 0, width)
         x1 = tf.clip_by_value(cx + cut_w // 2, 0, width)
-        rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
-        in_box = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
         box_area = tf.cast((y1 - y0) * (x1 - x0), tf.float32)
         lam_cutmix = 1.0 - box_area / tf.cast(height * width, tf.float32)
 
-        keep = tf.where(use_cutmix, 1.0 - tf.cast(in_box, tf.float32)[None, :, :, None], lam)
-        keep = tf.where(apply, keep, 1.0)
         weight = tf.where(apply, tf.where(use_cutmix, lam_cutmix, lam), 1.0)
-        mixed = images * keep + tf.reverse(images, axis=[0]) * (1.0 - keep)
+        mixed = mix_pixels(images, tf.stack([y0, y1, x0, x1]), use_cutmix, apply, lam)
         mixed_labels = weight * labels + (1.0 - weight) * tf.reverse(labels, axis=[0])
         return mixed, mixed_labels
 

@@ -9,6 +9,13 @@ SeedGenerator), so they cannot follow a (seed, step, replica) stream and
 replicas sharing the mirrored generator state would see the same numbers. Their
 geometric layers also cannot be jit-compiled (see `augment_geometry`). Hence
 these small tf ops; none needs keras-cv.
+
+Cost: a float32 batch of 64 at 224 px is 38 MB, and TF's CPU kernels run every op
+as its own pass over it (broadcasting ones, such as a `tf.where` on a [B,1,1,1]
+condition, element by element), so a five-op colour jitter cost about as much as
+decoding and cropping the images. The pixel math of each op is therefore one
+`fused` function that XLA compiles into a single loop over the batch; the small
+per-image draws stay outside it, so the random streams are unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +32,22 @@ RNG_ALG = "philox"
 LUMA = (0.299, 0.587, 0.114)
 
 
+def fused(fn):
+    """`fn` compiled by XLA into one pass over its inputs, wherever it is called.
+
+    Inside an XLA context (a jit-compiled train step) `fn` is traced as it is, as
+    part of the enclosing computation. `fused(fn).reference` is `fn` itself, the
+    op-by-op formulation the tests compare against.
+    """
+    compiled = tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
+
+    def call(*args):
+        return fn(*args) if geo.in_xla_context() else compiled(*args)
+
+    call.reference = fn
+    return call
+
+
 def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:
     """Independent stateless seeds [num, 2] from one seed [2]."""
     return tf.random.experimental.stateless_split(seed, num, alg=RNG_ALG)
@@ -36,8 +59,13 @@ def uniform(shape, seed: tf.Tensor, low: float = 0.0, high: float = 1.0) -> tf.T
 
 
 def grayscale(images: tf.Tensor) -> tf.Tensor:
-    """Luma [B, H, W, 1] of RGB images."""
-    return tf.reduce_sum(images * tf.constant(LUMA, images.dtype), axis=-1, keepdims=True)
+    """Luma [B, H, W, 1] of RGB images.
+
+    A sum of three channel slices rather than a reduction over the last axis: XLA
+    fuses it into the surrounding loop instead of running a reduction per pixel.
+    """
+    return (images[..., 0:1] * LUMA[0] + images[..., 1:2] * LUMA[1]
+            + images[..., 2:3] * LUMA[2])
 
 
 def blend(base: tf.Tensor, images: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
@@ -49,30 +77,73 @@ def _per_image(values: tf.Tensor) -> tf.Tensor:
     return values[:, None, None, None]
 
 
+@fused
+def flip_pixels(images: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+    """Each image [B,H,W,C] mirrored left-right where its flip [B] (bool) is set."""
+    return tf.where(_per_image(flip), tf.reverse(images, axis=[2]), images)
+
+
 def make_flip():
     """Horizontal flip of each image with probability 1/2."""
 
     def op(images, labels, seed):
-        flip = uniform([tf.shape(images)[0]], seed) < 0.5
-        return tf.where(_per_image(flip), tf.reverse(images, axis=[2]), images), labels
+        return flip_pixels(images, uniform([tf.shape(images)[0]], seed) < 0.5), labels
 
     return op
+
+
+@fused
+def jitter_pixels(images: tf.Tensor, brightness: tf.Tensor, contrast: tf.Tensor,
+                  saturation: tf.Tensor) -> tf.Tensor:
+    """Brightness, then contrast, then saturation, each factor [B] per image, as torchvision."""
+    images = tf.clip_by_value(images * _per_image(brightness), 0.0, 255.0)
+    mean = tf.reduce_mean(grayscale(images), axis=[1, 2, 3], keepdims=True)
+    images = blend(mean, images, _per_image(contrast))
+    return blend(grayscale(images), images, _per_image(saturation))
 
 
 def make_jitter(strength: float):
     """timm/torchvision ColorJitter(b=c=s=strength, hue=0): factors in [1-s, 1+s] per image."""
 
     def op(images, labels, seed):
-        seeds = split_seed(seed, 3)
         batch = [tf.shape(images)[0]]
-        factors = [_per_image(uniform(batch, s, 1.0 - strength, 1.0 + strength))
-                   for s in tf.unstack(seeds)]
-        images = tf.clip_by_value(images * factors[0], 0.0, 255.0)
-        mean = tf.reduce_mean(grayscale(images), axis=[1, 2, 3], keepdims=True)
-        images = blend(mean, images, factors[1])
-        return blend(grayscale(images), images, factors[2]), labels
+        factors = [uniform(batch, s, 1.0 - strength, 1.0 + strength)
+                   for s in tf.unstack(split_seed(seed, 3))]
+        return jitter_pixels(images, *factors), labels
 
     return op
+
+
+def byte_noise(shape, seed: tf.Tensor) -> tf.Tensor:
+    """Independent uniform integers in [0, 255] (uint8) of `shape`.
+
+    Each 32-bit Philox draw gives four of them, so this costs a quarter of a
+    float draw per value: uniform noise over the whole batch was most of the
+    erase op's time.
+    """
+    count = tf.reduce_prod(shape)
+    words = tf.random.stateless_uniform([(count + 3) // 4], seed, minval=None, maxval=None,
+                                        dtype=tf.uint32, alg=RNG_ALG)
+    return tf.reshape(tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:count], shape)
+
+
+@fused
+def erase_pixels(images: tf.Tensor, noise: tf.Tensor, slot: tf.Tensor,
+                 boxes: tf.Tensor) -> tf.Tensor:
+    """Pixels inside each image's box [B, 4] (top, left, bottom, right; float, end
+    exclusive) replaced by its noise image `noise[slot]` (noise uint8 [N, H, W, C],
+    slot int32 [B])."""
+    shape = tf.shape(images)
+    rows = tf.cast(tf.range(shape[1]), tf.float32)[None, :, None]
+    cols = tf.cast(tf.range(shape[2]), tf.float32)[None, None, :]
+    top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
+    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    return tf.where(inside[..., None], tf.cast(tf.gather(noise, slot), images.dtype), images)
+
+
+def _power_of_two_at_least(count: tf.Tensor) -> tf.Tensor:
+    buckets = tf.constant([2 ** i for i in range(31)])
+    return tf.reduce_min(tf.where(buckets >= count, buckets, buckets[-1]))
 
 
 def make_erase(probability: float, min_area: float = 0.02, max_area: float = 1 / 3,
@@ -81,7 +152,8 @@ def make_erase(probability: float, min_area: float = 0.02, max_area: float = 1 /
 
     Box area is a fraction in [min_area, max_area] of the image, its aspect ratio
     log-uniform in [min_aspect, 1/min_aspect]; the box is clipped to the image
-    (timm retries instead; clipping keeps it one vectorised draw).
+    (timm retries instead; clipping keeps it one vectorised draw). An image that is
+    not erased gets an empty box.
     """
 
     def op(images, labels, seed):
@@ -95,13 +167,20 @@ def make_erase(probability: float, min_area: float = 0.02, max_area: float = 1 /
         box_w = tf.minimum(tf.round(tf.sqrt(area / aspect)), w_f)
         top = tf.floor(uniform([batch], seeds[2]) * (h_f - box_h + 1.0))
         left = tf.floor(uniform([batch], seeds[3]) * (w_f - box_w + 1.0))
-        rows = tf.cast(tf.range(height), tf.float32)[None, :, None]
-        cols = tf.cast(tf.range(width), tf.float32)[None, None, :]
-        inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
-                  & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
-        inside &= (uniform([batch], seeds[4]) < probability)[:, None, None]
-        noise = tf.floor(uniform(shape, seeds[5], 0.0, 256.0))
-        return tf.where(inside[..., None], noise, images), labels
+        erase = uniform([batch], seeds[4]) < probability
+        box_h, box_w = tf.where(erase, box_h, 0.0), tf.where(erase, box_w, 0.0)
+        boxes = tf.stack([top, left, top + box_h, left + box_w], axis=1)
+        # Noise only for the erased images (the k-th erased image reads noise image k):
+        # drawing it for the whole batch was half the op's time. The count is padded to a
+        # power of two, so XLA compiles a few shapes; under XLA (static shapes) it is B.
+        slot = tf.cumsum(tf.cast(erase, tf.int32), exclusive=True)
+        if geo.in_xla_context():
+            count = batch
+        else:
+            count = _power_of_two_at_least(tf.reduce_sum(tf.cast(erase, tf.int32)))
+        slot = tf.minimum(slot, count - 1)
+        noise = byte_noise(tf.concat([[count], shape[1:]], axis=0), seeds[5])
+        return erase_pixels(images, noise, slot, boxes), labels
 
     return op
 

@@ -1,4 +1,4 @@
-"""Side-by-side augmentation benchmarks: RandAugment speed, train-step and input overhead.
+"""Side-by-side augmentation benchmarks: per-op cost, RandAugment speed, step and input overhead.
 
 Run: python -m visiontrain.bench.augment [--accuracy]
 Every figure is a ratio of two candidates timed in the same process, alternating
@@ -16,16 +16,28 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from visiontrain.augment import randaugment as ra
 from visiontrain.augment.policy import make_augmenter
 from visiontrain.augment.randaugment import MAX_MAGNITUDE, make_randaugment
+from visiontrain.bench import harness
 from visiontrain.pipelines.preprocess import preprocess_for_train
+
+# The presets whose every op must cost at most OP_BUDGET of the host decode + crop per image.
+OP_PRESETS = ("light", "imagenet", "strong")
+OP_BUDGET = 0.10
+
+
+# Calls before timing: the first traces; the next ones compile what XLA has not yet
+# seen (RandAugment's routes compile per padded group size, once per run).
+WARMUP_CALLS = 3
 
 
 def _alternating_medians(candidates: dict[str, Callable[[], object]],
                          repeats: int) -> dict[str, float]:
     """Median seconds per call of each candidate, warmed up, timed in alternation."""
-    for fn in candidates.values():
-        fn()
+    for _ in range(WARMUP_CALLS):
+        for fn in candidates.values():
+            fn()
     times = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
@@ -37,9 +49,12 @@ def _alternating_medians(candidates: dict[str, Callable[[], object]],
 
 def bench_randaugment(image_size: int = 224, batch: int = 64, n: int = 2, m: float = 9,
                       repeats: int = 3) -> dict:
-    """img/s of our per-image RandAugment (routed and dense) and keras.layers.RandAugment.
+    """img/s of our per-image RandAugment (routed and dense), keras.layers.RandAugment
+    and, when installed, keras-cv's per-image `RandAugment`.
 
-    Keras' `factor` is its magnitude on [0, 1], so M/10 matches our 0-10 scale.
+    Keras' `factor` and keras-cv's `magnitude` are the magnitude on [0, 1], so M/10
+    matches our 0-10 scale; keras-cv runs with rate=1 and no magnitude noise, so it
+    applies N ops to every image as ours does.
     """
     images = tf.random.uniform([batch, image_size, image_size, 3], 0, 255)
     seed = tf.Variable([0, 0], dtype=tf.int64)
@@ -56,14 +71,136 @@ def bench_randaugment(image_size: int = 224, batch: int = 64, n: int = 2, m: flo
         return lambda: run(images).numpy()
 
     keras_fn = tf.function(lambda x: layer(x, training=True))
-    seconds = _alternating_medians({"ours": fresh(routed), "ours_dense": fresh(dense),
-                                    "keras": lambda: keras_fn(images).numpy()}, repeats)
+    candidates = {"ours": fresh(routed), "ours_dense": fresh(dense),
+                  "keras": lambda: keras_fn(images).numpy()}
+    kerascv_layer = _kerascv_randaugment(n, m)
+    if kerascv_layer is not None:
+        kerascv_fn = tf.function(lambda x: kerascv_layer(x, training=True))
+        candidates["kerascv"] = lambda: kerascv_fn(images).numpy()
+    seconds = _alternating_medians(candidates, repeats)
     rates = {name: batch / value for name, value in seconds.items()}
-    return {"randaugment_ours_img_s": rates["ours"],
-            "randaugment_ours_dense_img_s": rates["ours_dense"],
-            "randaugment_keras_img_s": rates["keras"],
-            "R_randaugment": rates["ours"] / rates["keras"],
-            "R_randaugment_dense": rates["ours_dense"] / rates["keras"]}
+    result = {"randaugment_ours_img_s": rates["ours"],
+              "randaugment_ours_dense_img_s": rates["ours_dense"],
+              "randaugment_keras_img_s": rates["keras"],
+              "R_randaugment": rates["ours"] / rates["keras"],
+              "R_randaugment_dense": rates["ours_dense"] / rates["keras"]}
+    if kerascv_layer is not None:
+        result["randaugment_kerascv_img_s"] = rates["kerascv"]
+        result["R_randaugment_kerascv"] = rates["ours"] / rates["kerascv"]
+    return result
+
+
+def _kerascv_randaugment(n: int, m: float):
+    """keras-cv's RandAugment layer, or None (with a note) when keras-cv is not installed.
+
+    keras-cv is frozen upstream (keras-hub succeeds it) and only this peer uses it, so it
+    is the optional `[bench]` extra, imported here and nowhere else.
+    """
+    try:
+        import keras_cv
+    except ImportError:
+        print("R_randaugment_kerascv skipped: keras-cv is not installed "
+              "(pip install 'visiontrain[bench]').", file=sys.stderr)
+        return None
+    return keras_cv.layers.RandAugment(value_range=(0, 255), augmentations_per_image=n,
+                                       magnitude=m / MAX_MAGNITUDE, magnitude_stddev=0.0,
+                                       rate=1.0, seed=0)
+
+
+def preset_op_rows(n_classes: int = 10) -> dict[str, Callable]:
+    """Every stage the `OP_PRESETS` run, then each RandAugment op: row name -> op.
+
+    A stage is what the train step runs as one op (MixUp and CutMix share one). The
+    RandAugment rows apply that op to every image of the batch (one slot, M=9, signs
+    alternating), on integer pixels as a second slot sees them.
+    """
+    rows = {}
+    for preset in OP_PRESETS:
+        for name, op in make_augmenter(preset, n_classes, seed=0).stages:
+            rows.setdefault(name, op)
+    for name in ra.OPS:
+        def one_op(images, labels, seed, index=ra.OPS.index(name)):
+            batch = tf.shape(images)[0]
+            sign = tf.where(tf.range(batch) % 2 == 0, 1.0, -1.0)
+            return ra.routed_slot(images, tf.fill([batch], index), sign, 0.9,
+                                  integral=True), labels
+        rows[f"randaugment.{name}"] = one_op
+    return rows
+
+
+def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
+    """One isolated benchmark configuration (run by `harness.run_in_subprocess`).
+
+    "ops": single-threaded, as the host decode it is compared with, in alternating
+    rounds: ms per image of decode + random-resized crop + resize of 500x375
+    photo-like JPEGs, and what each `preset_op_rows` op adds to a step that casts a
+    uint8 batch [batch, image_size, image_size, 3] of such crops to float32 and
+    reduces it (the op's time inside the step: the cast and a consumer are there
+    with or without it). A ratio is the median over rounds of op / decode within
+    the round.
+    """
+    if name != "ops":
+        raise ValueError(f"unknown augment benchmark configuration {name!r}; known: ops")
+    import tempfile
+
+    from visiontrain.bench.input import write_photo_like_jpegs
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        write_photo_like_jpegs(folder, 16)
+        jpegs = [tf.io.read_file(tf.constant(f"{root}/{file}"))
+                 for root, _, files in sorted(tf.io.gfile.walk(folder)) for file in files]
+    decode = tf.function(lambda jpeg, seed: preprocess_for_train(
+        jpeg, seed, image_size, (0.08, 1.0), (3 / 4, 4 / 3)))
+    crops = [decode(jpeg, tf.constant([i, 0], tf.int64)) for i, jpeg in enumerate(jpegs)]
+    images = tf.stack([crops[i % len(crops)] for i in range(batch)])
+    labels = tf.one_hot(tf.range(batch) % 10, 10)
+    seed = tf.Variable([0, 0], dtype=tf.int64)
+
+    def step(op):
+        @tf.function
+        def run(x, y):
+            x = tf.cast(x, tf.float32)
+            if op is not None:
+                # A new seed per call, as in training.
+                seed.assign_add([1, 0])
+                x = op(x, y, tf.identity(seed))[0]
+            # A full reduction, so no part of the op's output can be skipped.
+            return tf.reduce_sum(x)
+        return lambda: run(images, labels).numpy()
+
+    def decode_all():
+        for i, jpeg in enumerate(jpegs):
+            decode(jpeg, tf.constant([i, 1], tf.int64)).numpy()
+
+    rows = {row: step(op) for row, op in preset_op_rows().items()}
+    candidates = {"decode": decode_all, "step": step(None), **rows}
+    for _ in range(WARMUP_CALLS):
+        for fn in candidates.values():
+            fn()
+    ms = {row: [] for row in candidates}
+    for _ in range(repeats):
+        for row, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            ms[row].append((time.perf_counter() - start) * 1e3 /
+                           (len(jpegs) if row == "decode" else batch))
+    added = {row: [t - base for t, base in zip(ms[row], ms["step"])] for row in rows}
+    return {"decode_ms": statistics.median(ms["decode"]),
+            "step_ms": statistics.median(ms["step"]),
+            "op_ms": {row: statistics.median(added[row]) for row in rows},
+            "op_ratio": {row: statistics.median(a / b for a, b in zip(added[row], ms["decode"]))
+                         for row in rows}}
+
+
+def bench_ops(image_size: int = 224, batch: int = 64, repeats: int = 3) -> dict:
+    """The per-op table (see `run_config`), in a fresh single-threaded process."""
+    figures = harness.run_in_subprocess("visiontrain.bench.augment",
+                                        ["ops", image_size, batch, repeats])
+    return {"decode_crop_ms_per_image": figures["decode_ms"],
+            "cast_step_ms_per_image": figures["step_ms"],
+            "op_ms_per_image": figures["op_ms"], "op_ratio_to_decode": figures["op_ratio"]}
 
 
 def bench_step_overhead(preset: str = "imagenet", image_size: int = 224, batch: int = 8,
@@ -156,23 +293,40 @@ def bench_input_pipeline(preset: str = "imagenet", image_size: int = 224, batch:
             "input_throughput_ratio": rates["in_step"] / rates["in_tf_data"]}
 
 
+PARTS = ("ops", "randaugment", "step", "input")
+
+
 def bench_augment(image_size: int = 224, batch: int = 64, n: int = 2, m: float = 9,
-                  repeats: int = 3, step_batch: int = 8, accuracy: bool = False) -> dict:
-    """All augmentation figures, as one flat dict (`print_table` shows it).
+                  repeats: int = 3, step_batch: int = 8, accuracy: bool = False,
+                  parts: tuple[str, ...] = PARTS) -> dict:
+    """All augmentation figures of `parts`, as one flat dict (`print_table` shows it).
 
     Returns:
-        R_randaugment (ours / keras.layers.RandAugment img/s, same N and M),
-        step_overhead_imagenet (ResNet-50 step with / without in-step augmentation),
-        input_throughput_ratio (host pipeline img/s when the imagenet preset runs
+        ops: decode_crop_ms_per_image, cast_step_ms_per_image, and per op of the
+        `OP_PRESETS` (`preset_op_rows`) op_ms_per_image (added to the step) and
+        op_ratio_to_decode;
+        randaugment: R_randaugment (ours / keras.layers.RandAugment img/s, same N
+        and M) and R_randaugment_kerascv (ours / keras-cv's, when installed);
+        step: step_overhead_imagenet (ResNet-50 step with / without in-step augmentation);
+        input: input_throughput_ratio (host pipeline img/s when the imagenet preset runs
         in the step, so tf.data only decodes and crops, / img/s of the same
-        pipeline with the preset mapped in tf.data),
+        pipeline with the preset mapped in tf.data);
         the raw img/s and seconds behind each ratio, and with `accuracy=True` the
         figures of `bench_augment_accuracy`.
     """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"Unknown augment benchmark part(s) {unknown}; known: "
+                         f"{','.join(PARTS)}. Received: parts={','.join(parts)}")
     result = {"image_size": image_size, "batch": batch, "n": n, "m": m}
-    result.update(bench_randaugment(image_size, batch, n, m, repeats))
-    result.update(bench_step_overhead("imagenet", image_size, step_batch, max(repeats, 5)))
-    result.update(bench_input_pipeline("imagenet", image_size, batch, repeats=repeats))
+    if "ops" in parts:
+        result.update(bench_ops(image_size, batch, repeats))
+    if "randaugment" in parts:
+        result.update(bench_randaugment(image_size, batch, n, m, repeats))
+    if "step" in parts:
+        result.update(bench_step_overhead("imagenet", image_size, step_batch, max(repeats, 5)))
+    if "input" in parts:
+        result.update(bench_input_pipeline("imagenet", image_size, batch, repeats=repeats))
     if accuracy:
         from visiontrain.bench.augment_accuracy import bench_augment_accuracy
 
@@ -184,7 +338,20 @@ def print_table(result: dict) -> None:
     """The human-readable form of `bench_augment`'s result."""
     print(f"Augmentation benchmarks, {result['image_size']}x{result['image_size']}, "
           f"RandAugment N={result['n']} M={result['m']:g}")
+    if "op_ms_per_image" in result:
+        budget = OP_BUDGET * result["decode_crop_ms_per_image"]
+        print(f"  per op, 1 thread, time it adds to a step that casts a uint8 batch of "
+              f"{result['batch']} to float32 ({result['cast_step_ms_per_image']:.3f} ms/image)")
+        print(f"  decode + crop {result['decode_crop_ms_per_image']:.3f} ms/image, "
+              f"budget {OP_BUDGET:g} of it: {budget:.3f} ms/image")
+        print(f"    {'op':<26}{'ms/image':>10}{'/ decode':>10}")
+        for row, ms in result["op_ms_per_image"].items():
+            ratio = result["op_ratio_to_decode"][row]
+            flag = "" if ratio <= OP_BUDGET else "  over budget"
+            print(f"    {row:<26}{ms:>10.3f}{ratio:>10.3f}{flag}")
     for key, value in result.items():
+        if isinstance(value, dict):
+            continue
         print(f"  {key:<36}{value:>12.3f}" if isinstance(value, float) else
               f"  {key:<36}{value:>12}")
 

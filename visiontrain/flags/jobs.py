@@ -52,6 +52,9 @@ def define_bench_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=fv)
     flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate (train: "
                          "400 unless given).", lower_bound=8, flag_values=fv)
+    flags.DEFINE_list("parts", ["ops", "randaugment", "step", "input"],
+                      "augment: which parts to run (per-op table, RandAugment peers, ResNet-50 "
+                      "step overhead, input pipeline).", flag_values=fv)
     flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.",
                       flag_values=fv)
     flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.",

@@ -1,7 +1,8 @@
 """visiontrain-bench: side-by-side speed benchmarks that print ratios to a baseline.
 
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
-    visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
+    visiontrain-bench augment [--image_size=224 --batch=64] [--parts=ops,randaugment,step,input]
+                              [--accuracy] [--json]
     visiontrain-bench train [--num_images=400] [--json]
     visiontrain-bench transfer --images=TREE [--model=resnet20 --shots=20] [--json]
 
@@ -41,7 +42,7 @@ def _augment() -> tuple[dict, Callable[[dict], None]]:
     from visiontrain.bench.augment import bench_augment, print_table
 
     return bench_augment(image_size=FLAGS.image_size, batch=FLAGS.batch, repeats=FLAGS.repeats,
-                         accuracy=FLAGS.accuracy), print_table
+                         accuracy=FLAGS.accuracy, parts=tuple(FLAGS.parts)), print_table
 
 
 def _train() -> tuple[dict, Callable[[dict], None]]:
