@@ -2,7 +2,7 @@
 
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
     visiontrain-bench augment [--image_size=224 --batch=64] [--accuracy] [--json]
-    visiontrain-bench train [--num_images=400] [--json]
+    visiontrain-bench train [--configs=A,B] [--calls=10] [--num_images=400] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -24,6 +24,10 @@ flags.DEFINE_integer("repeats", 3, "Timed rounds (medians are reported).", lower
 flags.DEFINE_string("images", None, "input: a class-per-folder JPEG tree (default: generated).")
 flags.DEFINE_integer("num_images", 2000, "input: photo-like JPEGs to generate.", lower_bound=8)
 flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.")
+flags.DEFINE_list("configs", [], "train: the configurations to run (default: all), e.g. "
+                  "resnet20_ours,resnet20_fit,resnet20_ours_2replicas for R_fit and R_replicas.")
+flags.DEFINE_integer("calls", 10, "train: timed multi-step calls per small_cnn/ResNet-20 run.",
+                     lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -52,7 +56,8 @@ def _train() -> tuple[dict, Callable[[dict], None]]:
     from visiontrain.bench.train import bench_train
 
     return bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400,
-                       rounds=FLAGS.repeats), _print_lines
+                       rounds=FLAGS.repeats, cnn_calls=FLAGS.calls,
+                       **({"configs": tuple(FLAGS.configs)} if FLAGS.configs else {})), _print_lines
 
 
 BENCHMARKS = {"augment": _augment, "input": _input, "train": _train}

@@ -230,15 +230,7 @@ def _train(
     )
     eval_fn = steps.make_eval_step(model, len(labels))
 
-    @tf.function
-    def train_steps(iterator, num_steps, first_step, phase):
-        del phase  # A Python trace key: a new phase retraces with its trainable set.
-        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
-        for i in tf.range(num_steps):
-            per_replica = strategy.run(train_fn, args=(*next(iterator), first_step + i + 1))
-            loss_sum += strategy.reduce("SUM", per_replica[0], axis=None)
-            correct += strategy.reduce("SUM", per_replica[1], axis=None)
-        return loss_sum, correct
+    train_steps = steps.make_multi_step(strategy, train_fn)
 
     @tf.function
     def eval_batch(images, labels):

@@ -37,7 +37,7 @@ def make_train_step(
     ema=None,
     jit_compile: bool = False,
 ) -> Callable:
-    """Returns step_fn(images uint8, labels int32, step) -> (loss_sum, correct).
+    """Returns step_fn(images uint8, labels int32, step) -> [loss_sum, correct].
 
     `step` is the number of the step once finished; it drives the EMA decay ramp and,
     with the replica id the augmenter reads from the replica context, the stateless
@@ -78,9 +78,34 @@ def make_train_step(
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         if ema is not None:
             ema.update(step)
-        return loss_sum, correct
+        # One tensor, so the multi-step function reduces across replicas once per step.
+        return tf.stack([loss_sum, correct])
 
     return step_fn
+
+
+def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Callable:
+    """The loop's compiled function: `num_steps` replicated train steps per call.
+
+    Returns train_steps(iterator, num_steps, first_step, phase) -> (loss_sum, correct),
+    each summed over the steps and replicas of the call. `step_fn` is a
+    `make_train_step` function; step `first_step + i + 1` is the number of step i once
+    finished. `num_steps` and `first_step` are tensors (no retrace per call); `phase` is
+    a Python trace key: a new transfer phase retraces with its trainable set. The
+    training loop and `visiontrain-bench train` both call this, so the benchmark times
+    the very function the loop runs.
+    """
+
+    @tf.function
+    def train_steps(iterator, num_steps, first_step, phase):
+        del phase  # Only a trace key.
+        sums = tf.zeros([2])
+        for i in tf.range(num_steps):
+            per_replica = strategy.run(step_fn, args=(*next(iterator), first_step + i + 1))
+            sums += strategy.reduce("SUM", per_replica, axis=None)
+        return sums[0], sums[1]
+
+    return train_steps
 
 
 def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
