@@ -207,7 +207,9 @@ def _train(
         transfer_optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
+        sync_replicas = steps.make_replica_sync(strategy, model)
+        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema,
+                                          before_save=sync_replicas)
         cleanup.callback(ckpt.close)
     step = ckpt.restore_latest()
     if step == 0:
@@ -259,6 +261,7 @@ def _train(
 
     def evaluate() -> dict[str, dict[str, float]]:
         """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
+        sync_replicas()  # Evaluate the statistics the next checkpoint saves.
         by_weights = {"raw": evaluate_raw()}
         if ema is not None:
             ema.swap()

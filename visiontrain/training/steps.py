@@ -128,3 +128,37 @@ def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
         return sums, confusion
 
     return step_fn
+
+
+def make_replica_sync(strategy: tf.distribute.Strategy, model: keras.Model) -> Callable:
+    """Returns sync(): every replica's BatchNorm moving statistics set to their mean.
+
+    Keras makes the moving statistics mirrored variables without aggregation, so each
+    replica updates its own copy from its own part of the batch and the copies drift
+    apart. In-training evaluation runs on every replica with that replica's copy,
+    while a checkpoint keeps the first replica's: with 2 replicas the reported
+    validation loss was not the checkpoint's. The loop syncs before every evaluation
+    and every checkpoint, so what is evaluated, saved and restored (and so resumed
+    from) is one set of statistics, the mean over replicas (timm's `distribute_bn`
+    with reduce). Identical copies (a frozen layer) stay bit-identical with a power
+    of 2 replicas. A no-op on one replica.
+    """
+    statistics = [variable for layer in model._flatten_layers()
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  for variable in (layer.moving_mean, layer.moving_variance)]
+    if strategy.num_replicas_in_sync == 1 or not statistics:
+        return lambda: None
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        # One packed all-reduce (a collective: every worker of a job calls it).
+        means = context.all_reduce("MEAN", [tf.convert_to_tensor(v) for v in statistics])
+        for variable, mean in zip(statistics, means):
+            # Without aggregation, a replica's assign writes its own copy only.
+            variable.assign(mean)
+
+    @tf.function
+    def sync():
+        strategy.run(replica_fn)
+
+    return sync
