@@ -82,11 +82,6 @@ def seed_everything(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def make_input(data: DataConfig) -> datasets.Reader:
-    """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
-    return datasets.make_reader(data)
-
-
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
     """Rejects flag combinations that can only fail later, inside a compiled step.
 
@@ -170,7 +165,7 @@ def _train(
 ) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
-    source = make_input(data)
+    source = datasets.make_reader(data)
     source.preflight()
     labels = source.labels
     if model_config.num_classes and model_config.num_classes != len(labels):
