@@ -164,7 +164,8 @@ def test_a_second_training_is_refused_and_a_killed_ones_lock_recovered(digits, t
 
 def test_ctrl_c_while_starting_is_one_line_and_exit_130(digits, tmp_path):
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
-    process = start_train(digits, run_dir, *FLAGS, log_path=log)
+    # Long enough that the signal cannot arrive after the last step on a busy machine.
+    process = start_train(digits, run_dir, *FLAGS, "--epochs=30", log_path=log)
     deadline = time.time() + 120
     # The pre-flight has run: the tool is in its main, building the run.
     while "Input sharding" not in open(log).read():

@@ -54,10 +54,15 @@ def median_of(results: list[dict[str, Any]], key: str) -> float:
     return statistics.median(result[key] for result in results)
 
 
+def paired_ratios(
+    numerator: list[dict[str, Any]], denominator: list[dict[str, Any]], key: str
+) -> list[float]:
+    """numerator[key] / denominator[key] within each round, in round order."""
+    return [a[key] / b[key] for a, b in zip(numerator, denominator, strict=True)]
+
+
 def paired_ratio(
     numerator: list[dict[str, Any]], denominator: list[dict[str, Any]], key: str
 ) -> float:
     """The median over rounds of numerator[key] / denominator[key] within each round."""
-    return statistics.median(
-        a[key] / b[key] for a, b in zip(numerator, denominator, strict=True)
-    )
+    return statistics.median(paired_ratios(numerator, denominator, key))

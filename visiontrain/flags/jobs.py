@@ -57,6 +57,11 @@ def define_bench_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "step overhead, input pipeline).", flag_values=fv)
     flags.DEFINE_bool("accuracy", False, "augment: also train with and without augmentation.",
                       flag_values=fv)
+    flags.DEFINE_list("configs", [], "train: the configurations to run (default: all), e.g. "
+                      "resnet20_ours,resnet20_fit,resnet20_ours_2replicas for R_fit and "
+                      "R_replicas.", flag_values=fv)
+    flags.DEFINE_integer("calls", 10, "train: timed multi-step calls per small_cnn/ResNet-20 "
+                         "run.", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.",
                         flag_values=fv)
     flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1,

@@ -3,7 +3,7 @@
     visiontrain-bench input [--images=DIR] [--num_images=2000] [--json]
     visiontrain-bench augment [--image_size=224 --batch=64] [--parts=ops,randaugment,step,input]
                               [--accuracy] [--json]
-    visiontrain-bench train [--num_images=400] [--json]
+    visiontrain-bench train [--configs=A,B] [--calls=10] [--num_images=400] [--json]
     visiontrain-bench transfer --images=TREE [--model=resnet20 --shots=20] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
@@ -48,8 +48,10 @@ def _augment() -> tuple[dict, Callable[[dict], None]]:
 def _train() -> tuple[dict, Callable[[dict], None]]:
     from visiontrain.bench.train import bench_train
 
-    return bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400,
-                       rounds=FLAGS.repeats), _print_lines
+    return (bench_train(num_images=FLAGS.num_images if FLAGS["num_images"].present else 400,
+                       rounds=FLAGS.repeats, cnn_calls=FLAGS.calls,
+                       **({"configs": tuple(FLAGS.configs)} if FLAGS.configs else {})),
+            _print_lines)
 
 
 def _transfer() -> tuple[dict, Callable[[dict], None]]:

@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -60,7 +61,10 @@ class RunCheckpoints:
         strategy: tf.distribute.Strategy,
         chief: bool,
         ema: WeightAverage | None = None,
+        before_save: Callable[[], None] = lambda: None,
     ):
+        # Runs before anything is written, e.g. to make the replicas' copies agree.
+        self.before_save = before_save
         self.every = config.checkpoint_every_steps
         self.keep = config.keep_checkpoints
         self.model = model
@@ -130,6 +134,7 @@ class RunCheckpoints:
     def save(self, step: int) -> int:
         """Saves unless the newest checkpoint already holds `step`; returns `step`."""
         if step != self._saved_step:
+            self.before_save()
             self.step_var.assign(step)
             self.manager.save(checkpoint_number=step)
             self._saved_step = step
@@ -149,6 +154,7 @@ class RunCheckpoints:
         `weights` ("raw" or "ema") names which weights scored `accuracy`; the .h5 file
         holds exactly those.
         """
+        self.before_save()
         self.step_var.assign(step)
         self.best_manager.save(checkpoint_number=step)
         record = {"step": step, "accuracy": accuracy, "weights": weights,

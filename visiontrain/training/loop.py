@@ -84,11 +84,6 @@ def seed_everything(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def make_input(data: DataConfig) -> datasets.Reader:
-    """The training source: a prepared TFDS dataset for `tfds:NAME`, else our shards."""
-    return datasets.make_reader(data)
-
-
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
     """Rejects flag combinations that can only fail later, inside a compiled step.
 
@@ -179,7 +174,7 @@ def _train(
 ) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
-    source = make_input(data)
+    source = datasets.make_reader(data)
     source.preflight()
     labels = source.labels
     if model_config.num_classes and model_config.num_classes != len(labels):
@@ -214,7 +209,9 @@ def _train(
         optim.attach_layer_decay(optimizer, model, config)
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema)
+        sync_replicas = steps.make_replica_sync(strategy, model)
+        ckpt = checkpoints.RunCheckpoints(config, model, optimizer, strategy, chief, ema,
+                                          before_save=sync_replicas)
         cleanup.callback(ckpt.close)
     step = ckpt.restore_latest()
     if step == 0:
@@ -233,15 +230,7 @@ def _train(
     )
     eval_fn = steps.make_eval_step(model, len(labels))
 
-    @tf.function
-    def train_steps(iterator, num_steps, first_step, phase):
-        del phase  # A Python trace key: a new phase retraces with its trainable set.
-        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
-        for i in tf.range(num_steps):
-            per_replica = strategy.run(train_fn, args=(*next(iterator), first_step + i + 1))
-            loss_sum += strategy.reduce("SUM", per_replica[0], axis=None)
-            correct += strategy.reduce("SUM", per_replica[1], axis=None)
-        return loss_sum, correct
+    train_steps = steps.make_multi_step(strategy, train_fn)
 
     @tf.function
     def eval_batch(images, labels):
@@ -270,6 +259,7 @@ def _train(
 
     def evaluate() -> dict[str, dict[str, float]]:
         """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
+        sync_replicas()  # Evaluate the statistics the next checkpoint saves.
         by_weights = {"raw": evaluate_raw()}
         if ema is not None:
             ema.swap()

@@ -37,7 +37,7 @@ def make_train_step(
     ema=None,
     jit_compile: bool = False,
 ) -> Callable:
-    """Returns step_fn(images uint8, labels int32, step) -> (loss_sum, correct).
+    """Returns step_fn(images uint8, labels int32, step) -> [loss_sum, correct].
 
     `step` is the number of the step once finished; it drives the EMA decay ramp and,
     with the replica id the augmenter reads from the replica context, the stateless
@@ -78,9 +78,34 @@ def make_train_step(
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         if ema is not None:
             ema.update(step)
-        return loss_sum, correct
+        # One tensor, so the multi-step function reduces across replicas once per step.
+        return tf.stack([loss_sum, correct])
 
     return step_fn
+
+
+def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Callable:
+    """The loop's compiled function: `num_steps` replicated train steps per call.
+
+    Returns train_steps(iterator, num_steps, first_step, phase) -> (loss_sum, correct),
+    each summed over the steps and replicas of the call. `step_fn` is a
+    `make_train_step` function; step `first_step + i + 1` is the number of step i once
+    finished. `num_steps` and `first_step` are tensors (no retrace per call); `phase` is
+    a Python trace key: a new transfer phase retraces with its trainable set. The
+    training loop and `visiontrain-bench train` both call this, so the benchmark times
+    the very function the loop runs.
+    """
+
+    @tf.function
+    def train_steps(iterator, num_steps, first_step, phase):
+        del phase  # Only a trace key.
+        sums = tf.zeros([2])
+        for i in tf.range(num_steps):
+            per_replica = strategy.run(step_fn, args=(*next(iterator), first_step + i + 1))
+            sums += strategy.reduce("SUM", per_replica, axis=None)
+        return sums[0], sums[1]
+
+    return train_steps
 
 
 def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
@@ -103,3 +128,37 @@ def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
         return sums, confusion
 
     return step_fn
+
+
+def make_replica_sync(strategy: tf.distribute.Strategy, model: keras.Model) -> Callable:
+    """Returns sync(): every replica's BatchNorm moving statistics set to their mean.
+
+    Keras makes the moving statistics mirrored variables without aggregation, so each
+    replica updates its own copy from its own part of the batch and the copies drift
+    apart. In-training evaluation runs on every replica with that replica's copy,
+    while a checkpoint keeps the first replica's: with 2 replicas the reported
+    validation loss was not the checkpoint's. The loop syncs before every evaluation
+    and every checkpoint, so what is evaluated, saved and restored (and so resumed
+    from) is one set of statistics, the mean over replicas (timm's `distribute_bn`
+    with reduce). Identical copies (a frozen layer) stay bit-identical with a power
+    of 2 replicas. A no-op on one replica.
+    """
+    statistics = [variable for layer in model._flatten_layers()
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  for variable in (layer.moving_mean, layer.moving_variance)]
+    if strategy.num_replicas_in_sync == 1 or not statistics:
+        return lambda: None
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        # One packed all-reduce (a collective: every worker of a job calls it).
+        means = context.all_reduce("MEAN", [tf.convert_to_tensor(v) for v in statistics])
+        for variable, mean in zip(statistics, means):
+            # Without aggregation, a replica's assign writes its own copy only.
+            variable.assign(mean)
+
+    @tf.function
+    def sync():
+        strategy.run(replica_fn)
+
+    return sync

