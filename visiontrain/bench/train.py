@@ -151,7 +151,7 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
     import tensorflow as tf
 
     from visiontrain.models.registry import build_model
-    from visiontrain.training import optim, steps, transfer_optim, transfer_schedule
+    from visiontrain.training import optim, schedules, steps
 
     per_loop, batch = config.steps_per_loop, config.global_batch
     total_steps = (timed_calls + 1) * per_loop
@@ -163,9 +163,9 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
     with strategy.scope():
         model = build_model(ModelConfig(name=config.model, num_classes=num_classes),
                             config.image_size)
-        schedule = transfer_schedule.make_schedule(train, steps_per_epoch, batch)
+        schedule = schedules.make_schedule(train, steps_per_epoch, batch)
         optimizer = optim.make_optimizer(train, schedule, model)
-        transfer_optim.attach_layer_decay(optimizer, model, train)
+        optim.attach_layer_decay(optimizer, model, train)
         optimizer.build(model.trainable_variables)
     step_fn = steps.make_train_step(model, optimizer, num_classes=num_classes,
                                     global_batch_size=batch, label_smoothing=0.0)
