@@ -99,8 +99,13 @@ def test_ctrl_c_saves_exits_130_and_restart_is_bit_identical(digits, reference, 
     flags = (*FLAGS[:2], "--checkpoint_every_steps=0", FLAGS[3])
     process = start_train(digits, run_dir, *flags, log_path=log)
     wait_for_checkpoint(process, run_dir, 0, log)
-    # At once: the whole run takes a second or two, and a Ctrl-C in its last call is
-    # taken at the end of training, which then finishes normally.
+    # As soon as the steps begin (the checkpointing handler is in place by then): the
+    # whole run takes a second or two, and a Ctrl-C in its last call is taken at the end
+    # of training, which then finishes normally.
+    deadline = time.time() + 120
+    while "Training small_cnn" not in open(log).read():
+        assert process.poll() is None and time.time() < deadline, open(log).read()[-3000:]
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
     text = open(log).read()

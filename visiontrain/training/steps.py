@@ -141,12 +141,15 @@ def make_replica_sync(strategy: tf.distribute.Strategy, model: keras.Model) -> C
     and every checkpoint, so what is evaluated, saved and restored (and so resumed
     from) is one set of statistics, the mean over replicas (timm's `distribute_bn`
     with reduce). Identical copies (a frozen layer) stay bit-identical with a power
-    of 2 replicas. A no-op on one replica.
+    of 2 replicas. A no-op on one replica and, for now, under multi-worker.
     """
     statistics = [variable for layer in model._flatten_layers()
                   if isinstance(layer, keras.layers.BatchNormalization)
                   for variable in (layer.moving_mean, layer.moving_variance)]
-    if strategy.num_replicas_in_sync == 1 or not statistics:
+    # Multi-worker is left as before: its replica-context all-reduce of these tensors
+    # fails in TF 2.21 ("destinations can not be empty"); its workers hold one replica each.
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if strategy.num_replicas_in_sync == 1 or not statistics or multi_worker:
         return lambda: None
 
     def replica_fn():
