@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -77,3 +78,11 @@ def step_and_iterations(checkpoint_path: str) -> tuple[int, int]:
     iterations = [reader.get_tensor(k) for k in keys
                   if k.startswith("optimizer/") and "iterations" in k]
     return int(step), int(iterations[0])
+
+
+def wait_for_log(process: subprocess.Popen, log_path: str, text: str, timeout: float = 120):
+    """Waits until `text` appears in the process's log; fails if it exits or times out first."""
+    deadline = time.time() + timeout
+    while text not in open(log_path).read():
+        assert process.poll() is None and time.time() < deadline, open(log_path).read()[-3000:]
+        time.sleep(0.02)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.helpers.runs import checkpoint_steps, run_train, start_train
+from tests.helpers.runs import checkpoint_steps, run_train, start_train, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -166,11 +166,8 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(digits, tmp_path):
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
     # Long enough that the signal cannot arrive after the last step on a busy machine.
     process = start_train(digits, run_dir, *FLAGS, "--epochs=30", log_path=log)
-    deadline = time.time() + 120
     # The pre-flight has run: the tool is in its main, building the run.
-    while "Input sharding" not in open(log).read():
-        assert process.poll() is None and time.time() < deadline, open(log).read()[-3000:]
-        time.sleep(0.05)
+    wait_for_log(process, log, "Input sharding")
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
     text = open(log).read()

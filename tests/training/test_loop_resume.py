@@ -22,6 +22,7 @@ from tests.helpers.runs import (
     run_train,
     start_train,
     step_and_iterations,
+    wait_for_log,
 )
 
 pytestmark = pytest.mark.slow
@@ -102,10 +103,7 @@ def test_ctrl_c_saves_exits_130_and_restart_is_bit_identical(digits, reference, 
     # As soon as the steps begin (the checkpointing handler is in place by then): the
     # whole run takes a second or two, and a Ctrl-C in its last call is taken at the end
     # of training, which then finishes normally.
-    deadline = time.time() + 120
-    while "Training small_cnn" not in open(log).read():
-        assert process.poll() is None and time.time() < deadline, open(log).read()[-3000:]
-        time.sleep(0.02)
+    wait_for_log(process, log, "Training small_cnn")
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
     text = open(log).read()

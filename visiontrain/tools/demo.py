@@ -39,7 +39,8 @@ def _tool(name: str, *args: str) -> str:
 def main(argv: list[str]) -> None:
     del argv
     start = time.perf_counter()
-    work = os.path.abspath(FLAGS.workdir)
+    # Relative as given: the tools store absolute paths, the printed commands stay short.
+    work = FLAGS.workdir
     images_dir, shards_dir = os.path.join(work, "digits"), os.path.join(work, "shards")
     run_dir, export_dir = os.path.join(work, "run"), os.path.join(work, "export", "digits")
     for path in (images_dir, shards_dir, run_dir, export_dir):
