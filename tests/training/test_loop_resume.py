@@ -61,6 +61,20 @@ def wait_for_checkpoint(process, run_dir, min_step, log_path):
         time.sleep(0.2)
 
 
+def signal_mid_training(process, log_path, signum):
+    """Delivers `signum` while steps remain, however fast the machine runs them.
+
+    The whole run takes a second or two, and a signal that lands after the last loop call
+    is never acted on (the run ends normally). The process is stopped as soon as it logs
+    "Training" (the handler is in place by then), signalled, and continued: the signal is
+    taken at its next loop call, with nearly every step still to run.
+    """
+    wait_for_log(process, log_path, "Training small_cnn")
+    process.send_signal(signal.SIGSTOP)
+    process.send_signal(signum)
+    process.send_signal(signal.SIGCONT)
+
+
 def test_kill_9_then_restart_is_bit_identical(digits, reference, tmp_path):
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
     process = start_train(digits, run_dir, *FLAGS, log_path=log)
@@ -79,10 +93,7 @@ def test_sigterm_saves_exits_42_and_restart_is_bit_identical(digits, reference, 
     # Checkpoints only at epoch ends: the SIGTERM one must be the mid-epoch one.
     flags = (*FLAGS[:2], "--checkpoint_every_steps=0", FLAGS[3])
     process = start_train(digits, run_dir, *flags, log_path=log)
-    wait_for_checkpoint(process, run_dir, 0, log)
-    # The handler is installed right after the step-0 checkpoint; let some steps run.
-    time.sleep(3)
-    process.send_signal(signal.SIGTERM)
+    signal_mid_training(process, log, signal.SIGTERM)
     assert process.wait(timeout=120) == 42, open(log).read()[-3000:]
     text = open(log).read()
     assert "Preempted (SIGTERM): checkpoint saved at step" in text
@@ -99,12 +110,7 @@ def test_ctrl_c_saves_exits_130_and_restart_is_bit_identical(digits, reference, 
     run_dir, log = str(tmp_path / "run"), str(tmp_path / "log")
     flags = (*FLAGS[:2], "--checkpoint_every_steps=0", FLAGS[3])
     process = start_train(digits, run_dir, *flags, log_path=log)
-    wait_for_checkpoint(process, run_dir, 0, log)
-    # As soon as the steps begin (the checkpointing handler is in place by then): the
-    # whole run takes a second or two, and a Ctrl-C in its last call is taken at the end
-    # of training, which then finishes normally.
-    wait_for_log(process, log, "Training small_cnn")
-    process.send_signal(signal.SIGINT)
+    signal_mid_training(process, log, signal.SIGINT)
     assert process.wait(timeout=120) == 130, open(log).read()[-3000:]
     text = open(log).read()
     assert len([line for line in text.splitlines() if "Interrupted (Ctrl-C): checkpoint saved "
