@@ -252,15 +252,19 @@ def _to_map(x: keras.KerasTensor, family: str) -> keras.KerasTensor:
     return x
 
 
-def _normalised(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
+def _same(stored: Any, wanted: Any) -> bool:
+    """Config equality up to tuples vs lists and a scalar vs its per-axis pair."""
+    stored, wanted = (json.loads(json.dumps(v, default=list)) for v in (stored, wanted))
+    if isinstance(stored, list) and not isinstance(wanted, list):
+        return stored == [wanted] * len(stored)
+    return stored == wanted
 
 
 def _check_preset_architecture(name: str, entry: HubBackbone, backbone, preset: str) -> None:
     """A preset must be the architecture --model names, not only the same class."""
     config = backbone.get_config()
     for key, wanted in entry.architecture().items():
-        if key in config and _normalised(config[key]) != _normalised(wanted):
+        if key in config and not _same(config[key], wanted):
             raise ValueError(
                 f"--pretrained=hub:{preset} is a {type(backbone).__name__} with {key}="
                 f"{config[key]!r}, but --model={name} has {key}={wanted!r}; pass the "
