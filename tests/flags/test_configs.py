@@ -172,3 +172,12 @@ def test_flagfile_text_replays_with_absolute_paths(tmp_path, monkeypatch):
     replayed(["prog", *text])
     assert configs.train_config(replayed) == configs.train_config(fv)
     assert configs.data_config(replayed) == configs.data_config(fv)
+
+
+def test_hub_preset_names_are_kept_and_preset_directories_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ModelConfig(pretrained="hub:vit_base_patch16_224_imagenet").pretrained == (
+        "hub:vit_base_patch16_224_imagenet")
+    assert ModelConfig(pretrained="hub:kaggle://keras/vit").pretrained == "hub:kaggle://keras/vit"
+    assert ModelConfig(pretrained="hub:./presets/vit").pretrained == (
+        f"hub:{tmp_path}/presets/vit")
