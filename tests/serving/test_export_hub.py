@@ -1,4 +1,5 @@
-"""A keras-hub ViT exports as a ResNet does: three signatures, TF-only reload, warmup, TFLite."""
+"""keras-hub backbones export as a ResNet does: three signatures, TF-only reload, warmup,
+TFLite. A transformer (ViT) and a convolutional family with squeeze-excite (EfficientNet)."""
 
 import json
 import os
@@ -19,14 +20,15 @@ pytestmark = pytest.mark.slow
 NAMES = ["a", "b", "c"]
 
 
-def test_vit_exports_with_all_signatures_reload_warmup_and_tflite(tmp_path):
+@pytest.mark.parametrize("name", ["vit_tiny_test", "efficientnet_tiny_test"])
+def test_hub_backbone_exports_with_all_signatures_reload_warmup_and_tflite(tmp_path, name):
     rng = np.random.RandomState(0)
     images = rng.randint(0, 256, (12, 20, 24, 3)).astype(np.uint8)
     labels = np.arange(12) % 3
     data_dir = str(tmp_path / "shards")
     write_dataset(data_dir, (images, labels), (images[:6], labels[:6]), NAMES)
     data = DataConfig(data_dir=data_dir, image_size=16, eval_crop_fraction=1.0)
-    model_config = ModelConfig(name="vit_tiny_test", num_classes=3)
+    model_config = ModelConfig(name=name, num_classes=3)
     model = build_model(model_config, 16)
     run_dir = str(tmp_path / "run")
     tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
@@ -34,7 +36,7 @@ def test_vit_exports_with_all_signatures_reload_warmup_and_tflite(tmp_path):
         json.dump({"data": to_dict(data), "model": to_dict(model_config), "labels": NAMES}, f)
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         json.dump({"weights": "raw", "validation": {"accuracy": 0.5}}, f)
-    config = ExportConfig(run_dir=run_dir, export_dir=str(tmp_path / "models" / "vit"),
+    config = ExportConfig(run_dir=run_dir, export_dir=str(tmp_path / "models" / name),
                           top_k=2, tflite="int8")
     path = export.export_run(config, *rundir.load_run(run_dir))
 
