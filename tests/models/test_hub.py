@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-pytest.importorskip("keras_hub")
+keras_hub = pytest.importorskip("keras_hub")
+
+from keras_hub.src.utils.timm.preset_loader import TimmPresetLoader  # noqa: E402
 
 from visiontrain.config import ModelConfig  # noqa: E402
 from visiontrain.models import hub  # noqa: E402
 from visiontrain.models.blocks import STEM  # noqa: E402
 from visiontrain.models.head import split_backbone_head  # noqa: E402
 from visiontrain.models.registry import backbone_blocks, build_model, model_spec  # noqa: E402
+from visiontrain.models.scaling import apply_input_scaling  # noqa: E402
 from visiontrain.training import optim, transfer  # noqa: E402
 
 # The tiny test configuration of each family and the blocks it has.
@@ -141,3 +144,53 @@ def test_missing_preset_directory_and_hub_on_other_models_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a keras-hub backbone"):
         build_model(ModelConfig(name="small_cnn", num_classes=3,
                                 pretrained=f"hub:{tmp_path}"), 32)
+
+
+# timm's published mean/std (pretrained_cfg) for the weights of each timm-converted entry:
+# ImageNet statistics for EfficientNet-B0 (ra_in1k), CSPNet and HGNetV2, and mean 0 /
+# std 1 for MobileNetV5's Gemma 3n encoder (timm's mobilenetv5.py since July 2025).
+TIMM_MEAN_STD = {
+    "imagenet_mean_std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "zero_one": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+TIMM_ENTRY_SCALING = {
+    "efficientnet_b0": "imagenet_mean_std", "cspresnet50": "imagenet_mean_std",
+    "cspdarknet53": "imagenet_mean_std", "hgnetv2_b0": "imagenet_mean_std",
+    "hgnetv2_b4": "imagenet_mean_std", "mobilenetv5_300m": "zero_one",
+}
+
+
+@pytest.mark.parametrize("scaling", sorted(TIMM_MEAN_STD))
+def test_input_scaling_matches_what_keras_hub_derives_from_a_timm_config(scaling):
+    mean, std = TIMM_MEAN_STD[scaling]
+    timm_config = {"architecture": "efficientnet_b0", "pretrained_cfg": {
+        "input_size": [3, 8, 8], "mean": mean, "std": std, "interpolation": "nearest"}}
+    converter = TimmPresetLoader(None, timm_config).load_image_converter(
+        keras_hub.layers.ImageConverter)
+    images = np.random.RandomState(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    ours = keras.Model(inputs := keras.Input((8, 8, 3)), apply_input_scaling(inputs, scaling))
+    np.testing.assert_allclose(ours(images).numpy(), np.asarray(converter(images)),
+                               rtol=1e-5, atol=1e-5)
+    assert [n for n, s in TIMM_ENTRY_SCALING.items() if s == scaling] == [
+        n for n in TIMM_ENTRY_SCALING if hub.HUB_BACKBONES[n].input_scaling == scaling]
+
+
+@pytest.mark.parametrize("name", ["swin_t", "swin_tiny_test"])
+def test_swin_minimum_size_puts_one_full_window_in_the_last_stage(name):
+    arch = hub.HUB_BACKBONES[name].architecture()
+    stride = arch["patch_size"] * 2 ** (len(arch["depths"]) - 1)
+    assert hub.HUB_BACKBONES[name].min_image_size == stride * arch["window_size"]
+    with pytest.raises(ValueError, match=f"at least {stride * arch['window_size']}"):
+        build_model(ModelConfig(name=name, num_classes=3),
+                    stride * (arch["window_size"] - 1))
+
+
+@pytest.mark.slow  # Two keras-hub Swin builds run eagerly.
+def test_swin_one_stride_below_the_minimum_is_what_keras_hub_cannot_run():
+    keras.backend.clear_session()
+    arch = hub.HUB_BACKBONES["swin_tiny_test"].architecture()
+    images = np.zeros((1, 24, 24, 3), np.float32)
+    with pytest.raises(Exception, match="Incompatible shapes|Dimensions must be equal"):
+        keras_hub.models.SwinTransformerBackbone(**arch, image_shape=(24, 24, 3))(images)
+    keras_hub.models.SwinTransformerBackbone(**arch, image_shape=(32, 32, 3))(
+        np.zeros((1, 32, 32, 3), np.float32))

@@ -187,6 +187,8 @@ HUB_BACKBONES = {
                               "imagenet_mean_std", 224, 14, 14),
     "dinov2_b14": HubBackbone("DINOV2Backbone", "dinov2", _dinov2(12, 12, 768),
                               "imagenet_mean_std", 224, 14, 14),
+    # keras-hub builds Swin's relative position bias at the full window, so the last
+    # stage's grid must be at least the window: 4 x 2^3 x 7 = 224 px.
     "swin_t": HubBackbone("SwinTransformerBackbone", "swin",
                           _swin(96, (2, 2, 6, 2), (3, 6, 12, 24), 7),
                           "imagenet_mean_std", 224, 32, 224),
@@ -201,9 +203,11 @@ HUB_BACKBONES = {
                               "imagenet_mean_std", 224, 1, 32),
     "hgnetv2_b4": HubBackbone("HGNetV2Backbone", "hgnetv2", _timm("hgnetv2", "hgnetv2_b4"),
                               "imagenet_mean_std", 224, 1, 32),
+    # timm publishes the Gemma 3n weights (mobilenetv5_300m.gemma3n) with mean 0, std 1
+    # at 768 px, and keras-hub's converters take the scaling from that config.
     "mobilenetv5_300m": HubBackbone("MobileNetV5Backbone", "mobilenetv5",
                                     _timm("mobilenetv5", "mobilenetv5_300m"),
-                                    "zero_one", 256, 1, 32),
+                                    "zero_one", 768, 1, 32),
     # Tiny configurations of each family for tests (marked test_only).
     "vit_tiny_test": HubBackbone("ViTBackbone", "vit", _vit(8, 2, 2, 16),
                                  "minus_one_one", 32, 8, 8, True),
