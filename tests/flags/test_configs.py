@@ -9,6 +9,7 @@ import os
 import pytest
 from absl import flags
 
+from tests.helpers.flagvalues import parsed
 from visiontrain import config as config_lib
 from visiontrain.config import (
     ConvertConfig,
@@ -28,14 +29,6 @@ TRAIN_GROUPS = (definitions.define_data_flags, definitions.define_model_flags,
 # map) or library-only knobs.
 NOT_FLAGS = {(DataConfig, "cache_eval"), (DataConfig, "threadpool_size"),
              (ModelConfig, "num_classes")}
-
-
-def parsed(defines, *argv: str) -> flags.FlagValues:
-    fv = flags.FlagValues()
-    for define in defines:
-        define(fv)
-    fv(["prog", *argv])
-    return fv
 
 
 # Each tool's flag groups, the flags it must be given, and the configs it builds.

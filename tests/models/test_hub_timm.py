@@ -21,7 +21,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 import keras  # noqa: E402
 
-from tests.flags.test_configs import parsed  # noqa: E402
+from tests.helpers.flagvalues import parsed  # noqa: E402
 from visiontrain.config import ModelConfig  # noqa: E402
 from visiontrain.flags import configs, definitions  # noqa: E402
 from visiontrain.models import hub  # noqa: E402
@@ -108,3 +108,16 @@ def test_timm_checkpoint_directory_loads_through_the_pretrained_flag(tmp_path):
     got = loaded.get_layer("backbone")(images, training=False).numpy()
     assert got.shape == (4, 1, 1, 1280) and np.isfinite(want).all() and want.std() > 0
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_timm_checkpoint_for_another_normalisation_is_refused(tmp_path):
+    """A checkpoint published for [-1, 1] inputs must not load under ImageNet mean/std."""
+    checkpoint = tmp_path / "efficientnet_b0.ra4_e3600_r224_in1k"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text(json.dumps({
+        "architecture": "efficientnet_b0", "num_classes": 1000,
+        "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.5, 0.5, 0.5],
+                           "std": [0.5, 0.5, 0.5]}}))
+    config = ModelConfig(name="efficientnet_b0", num_classes=3, pretrained=f"hub:{checkpoint}")
+    with pytest.raises(ValueError, match=r"mean=\[0.5, 0.5, 0.5\].*ImageNet mean"):
+        build_model(config, 32)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any, Callable
 
 import keras
 
 from visiontrain.config import is_local_preset
 from visiontrain.models.blocks import BlockNames
+from visiontrain.models.scaling import IMAGENET_MEAN, IMAGENET_STD, SCALINGS
 
 try:
     import keras_hub
@@ -275,9 +277,44 @@ def _check_preset_architecture(name: str, entry: HubBackbone, backbone, preset: 
                 "--model of the preset's architecture.")
 
 
+# Each scaling as timm states it: (mean, std) per RGB channel in [0, 1] units.
+_SCALING_MEAN_STD = {
+    "imagenet_mean_std": (IMAGENET_MEAN, IMAGENET_STD),
+    "minus_one_one": ((0.5,) * 3, (0.5,) * 3),
+    "zero_one": ((0.0,) * 3, (1.0,) * 3),
+}
+
+
+def _check_timm_normalisation(name: str, entry: HubBackbone, preset: str) -> None:
+    """A timm checkpoint must expect the inputs our scaling layer gives it.
+
+    timm states mean/std per checkpoint (e.g. efficientnet_b0.ra4_e3600_r224_in1k wants
+    [-1, 1]), while our scaling is fixed per --model; loaded under another scaling the
+    weights would see shifted inputs and silently give wrong features.
+    """
+    path = os.path.join(preset, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        pretrained_cfg = json.load(f).get("pretrained_cfg") or {}
+    if "mean" not in pretrained_cfg or "std" not in pretrained_cfg:
+        return
+    wanted = (tuple(pretrained_cfg["mean"]), tuple(pretrained_cfg["std"]))
+    ours = _SCALING_MEAN_STD.get(entry.input_scaling)
+    if ours is None or any(abs(a - b) > 1e-3 for pair in zip(ours, wanted)
+                           for a, b in zip(*pair)):
+        raise ValueError(
+            f"--pretrained=hub:{preset} is a timm checkpoint made for inputs normalised with "
+            f"mean={list(wanted[0])}, std={list(wanted[1])}, but --model={name} scales its "
+            f"inputs as {SCALINGS[entry.input_scaling]}; its features would be wrong. Pass a "
+            "checkpoint of this model made for that scaling.")
+
+
 def _load_preset(name: str, entry: HubBackbone, preset: str, shape: dict) -> keras.Model:
     cls = getattr(keras_hub.models, entry.cls_name)
     local = is_local_preset(preset)
+    if local:
+        _check_timm_normalisation(name, entry, preset)
     try:
         backbone = cls.from_preset(preset, **shape)
     except Exception as e:  # keras-hub raises ValueError, OSError or the HTTP client's.
