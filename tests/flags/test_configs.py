@@ -9,6 +9,7 @@ import os
 import pytest
 from absl import flags
 
+from tests.helpers.flagvalues import parsed
 from visiontrain import config as config_lib
 from visiontrain.config import (
     ConvertConfig,
@@ -28,14 +29,6 @@ TRAIN_GROUPS = (definitions.define_data_flags, definitions.define_model_flags,
 # map) or library-only knobs.
 NOT_FLAGS = {(DataConfig, "cache_eval"), (DataConfig, "threadpool_size"),
              (ModelConfig, "num_classes")}
-
-
-def parsed(defines, *argv: str) -> flags.FlagValues:
-    fv = flags.FlagValues()
-    for define in defines:
-        define(fv)
-    fv(["prog", *argv])
-    return fv
 
 
 # Each tool's flag groups, the flags it must be given, and the configs it builds.
@@ -172,3 +165,12 @@ def test_flagfile_text_replays_with_absolute_paths(tmp_path, monkeypatch):
     replayed(["prog", *text])
     assert configs.train_config(replayed) == configs.train_config(fv)
     assert configs.data_config(replayed) == configs.data_config(fv)
+
+
+def test_hub_preset_names_are_kept_and_preset_directories_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ModelConfig(pretrained="hub:vit_base_patch16_224_imagenet").pretrained == (
+        "hub:vit_base_patch16_224_imagenet")
+    assert ModelConfig(pretrained="hub:kaggle://keras/vit").pretrained == "hub:kaggle://keras/vit"
+    assert ModelConfig(pretrained="hub:./presets/vit").pretrained == (
+        f"hub:{tmp_path}/presets/vit")

@@ -88,7 +88,8 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
            lower_bound=0.0, upper_bound=0.95)
     define("bool", "zero_init_residual", "Zero-init the last BN gamma of each block.")
     define("bool", "sync_bn", "Synchronise BatchNorm statistics across replicas.")
-    define("string", "pretrained", "'' (random init), 'imagenet', a weights file (.h5 / "
+    define("string", "pretrained", "'' (random init), 'imagenet', hub:PRESET (keras-hub models: a "
+           "preset name online, or a preset or timm checkpoint directory), a weights file (.h5 / "
            ".weights.h5: a whole model or a backbone), or a visiontrain run directory (its "
            "best.weights.h5).")
     flags.register_validator("model", check_model_name, flag_values=fv)

@@ -1,6 +1,8 @@
 """Resolving `ModelConfig.pretrained` into what to load, and loading whole-model weights.
 
-`pretrained` is "" (random init), "imagenet" (keras.applications download) or a path to:
+`pretrained` is "" (random init), "imagenet" (keras.applications download), "hub:PRESET"
+(a keras-hub preset name, or a local keras-hub preset or timm checkpoint directory; see
+`hub.py`) or a path to:
   * a backbone-only weights file: the keras.applications no-top layout, legacy `.h5`
     (what keras downloads) or `.weights.h5` (`backbone.save_weights`);
   * a whole visiontrain model's `.weights.h5` (`model.save_weights`), possibly with a
@@ -19,6 +21,7 @@ import h5py
 import keras
 from absl import logging
 
+from visiontrain.config import HUB_PREFIX, is_local_preset
 from visiontrain.models.head import BACKBONE_NAME
 
 # Keras 3 names the entries of a `.weights.h5` after the snake-cased layer class: our
@@ -35,8 +38,8 @@ class PretrainedSource:
     """What `ModelConfig.pretrained` asks for.
 
     Attributes:
-      kind: "none", "imagenet", "backbone_file" or "model_file".
-      path: The weights file, for the two file kinds.
+      kind: "none", "imagenet", "hub", "backbone_file" or "model_file".
+      path: The weights file, for the two file kinds; the preset, for "hub".
       num_classes: The class count stored in a "model_file".
     """
 
@@ -48,6 +51,11 @@ class PretrainedSource:
     def backbone_weights(self) -> str | None:
         """The `weights=` argument for the backbone builder."""
         return {"imagenet": "imagenet", "backbone_file": self.path}.get(self.kind)
+
+    @property
+    def preset(self) -> str | None:
+        """The keras-hub preset to build the backbone from."""
+        return self.path if self.kind == "hub" else None
 
 
 def resolve_pretrained(pretrained: str) -> PretrainedSource:
@@ -67,6 +75,14 @@ def resolve_pretrained(pretrained: str) -> PretrainedSource:
         return PretrainedSource("none")
     if pretrained == "imagenet":
         return PretrainedSource("imagenet")
+    if pretrained.startswith(HUB_PREFIX):
+        preset = pretrained[len(HUB_PREFIX):]
+        if is_local_preset(preset) and not os.path.isdir(preset):
+            raise ValueError(
+                f"--pretrained={pretrained!r}: no such directory. Pass hub:DIR of a keras-hub "
+                "preset (save_to_preset) or a timm checkpoint (config.json + "
+                "model.safetensors), or hub:NAME of a keras-hub preset when online.")
+        return PretrainedSource("hub", preset)
     if os.path.isdir(pretrained):
         best = os.path.join(pretrained, RUN_BEST_WEIGHTS)
         if not os.path.isfile(best):

@@ -15,11 +15,11 @@ import dataclasses
 
 import keras
 
-from visiontrain.config import ModelConfig
-from visiontrain.models import backbones, resnet
+from visiontrain.config import HUB_PREFIX, ModelConfig
+from visiontrain.models import backbones, hub, resnet
 from visiontrain.models.blocks import Block, BlockNames
 from visiontrain.models.head import apply_head, split_backbone_head
-from visiontrain.models.pretrained import load_model_file, resolve_pretrained
+from visiontrain.models.pretrained import PretrainedSource, load_model_file, resolve_pretrained
 from visiontrain.models.scaling import SCALINGS, apply_input_scaling
 
 
@@ -34,7 +34,9 @@ class ModelSpec:
       min_image_size: The smallest input accepted (the backbone's total downsampling).
       input_scaling: A key of `scaling.SCALINGS`; the model applies it itself.
       imagenet_weights: Whether `pretrained="imagenet"` is available.
-      blocks: How the family names its backbone blocks (`models/blocks.py`).
+      blocks: How the family names its blocks (`models/blocks.py`).
+      image_size_multiple: `image_size` must be a multiple of this (a ViT's patch size).
+      hub: Whether the backbone comes from keras-hub (`hub.py`; `pretrained="hub:..."`).
     """
 
     name: str
@@ -44,6 +46,8 @@ class ModelSpec:
     input_scaling: str
     imagenet_weights: bool
     blocks: BlockNames
+    image_size_multiple: int = 1
+    hub: bool = False
 
     @property
     def input_scaling_description(self) -> str:
@@ -69,10 +73,19 @@ def _keras_spec(name: str) -> ModelSpec:
     )
 
 
+def _hub_spec(name: str) -> ModelSpec:
+    entry = hub.lookup(name)
+    return ModelSpec(
+        name, entry.family, entry.default_image_size, entry.min_image_size,
+        entry.input_scaling, False, entry.blocks, entry.size_multiple, hub=True,
+    )
+
+
 _REGISTERED = (
     [*resnet.RESNET_SPECS, "small_cnn"]
     + list(backbones.KERAS_BACKBONES)
     + [backbones.mobilenet_v1_name(a) for a in backbones.MOBILENET_V1_ALPHAS]
+    + list(hub.HUB_BACKBONES)
 )
 
 
@@ -91,6 +104,8 @@ def model_spec(name: str) -> ModelSpec:
         return _own_spec(name)
     if backbones.lookup(name) is not None:
         return _keras_spec(name)
+    if hub.lookup(name) is not None:
+        return _hub_spec(name)
     raise ValueError(
         f"Unknown model {name!r}; known: {available_models()} "
         "(MobileNet v1 takes any width as mobilenet_v1_<alpha>)."
@@ -117,6 +132,25 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
             f"with --image_size={max(spec.min_image_size, 32)} or more, or pick a model for "
             "small inputs such as resnet20 or small_cnn."
         )
+    multiple = spec.image_size_multiple
+    if image_size % multiple:
+        below = max(multiple, image_size // multiple * multiple)
+        raise ValueError(
+            f"image_size={image_size} is not a multiple of {multiple}, which {spec.name!r} "
+            f"needs (its patch size or total stride); use --image_size={below} or "
+            f"{below + multiple}."
+        )
+    if config.pretrained.startswith(HUB_PREFIX) and not spec.hub:
+        raise ValueError(
+            f"--pretrained={config.pretrained} loads a keras-hub preset, but {spec.name!r} is "
+            f"not a keras-hub backbone; pick one of {sorted(hub.HUB_BACKBONES)}."
+        )
+    if config.pretrained == "imagenet" and spec.hub:
+        raise ValueError(
+            f"{spec.name!r} comes from keras-hub: load its weights with "
+            "--pretrained=hub:PRESET (a preset name online, or a preset or timm checkpoint "
+            "directory)."
+        )
     if config.num_classes < 1:
         raise ValueError(
             f"num_classes must be >= 1; received: num_classes={config.num_classes}. It comes "
@@ -133,10 +167,13 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
 
 
 def _build_backbone(
-    spec: ModelSpec, config: ModelConfig, image_size: int, weights: str | None
+    spec: ModelSpec, config: ModelConfig, image_size: int, source: PretrainedSource
 ) -> keras.Model:
-    if spec.family in ("resnet", "cifar_resnet", "small_cnn"):
-        if spec.family == "small_cnn":
+    weights = source.backbone_weights
+    if spec.family in ("resnet", "cifar_resnet", "small_cnn") or spec.hub:
+        if spec.hub:
+            backbone = hub.build_hub_backbone(spec.name, image_size, source.preset)
+        elif spec.family == "small_cnn":
             backbone = resnet.build_small_cnn_backbone(image_size, config.sync_bn)
         else:
             backbone = resnet.build_resnet_backbone(
@@ -154,11 +191,11 @@ def _build_backbone(
 
 
 def _assemble(
-    spec: ModelSpec, config: ModelConfig, image_size: int, weights: str | None
+    spec: ModelSpec, config: ModelConfig, image_size: int, source: PretrainedSource
 ) -> keras.Model:
     images = keras.Input((image_size, image_size, 3), dtype="float32", name="images")
     x = apply_input_scaling(images, spec.input_scaling)
-    x = _build_backbone(spec, config, image_size, weights)(x)
+    x = _build_backbone(spec, config, image_size, source)(x)
     logits = apply_head(x, config.num_classes, config.dropout)
     return keras.Model(images, logits, name=spec.name)
 
@@ -181,11 +218,12 @@ def build_model(config: ModelConfig, image_size: int) -> keras.Model:
     spec = model_spec(config.name)
     _check_args(config, spec, image_size)
     source = resolve_pretrained(config.pretrained)
-    model = _assemble(spec, config, image_size, source.backbone_weights)
+    model = _assemble(spec, config, image_size, source)
     if source.kind == "model_file":
         load_model_file(
             model, source, config.num_classes,
             lambda n: _assemble(
-                spec, dataclasses.replace(config, num_classes=n), image_size, None),
+                spec, dataclasses.replace(config, num_classes=n), image_size,
+                PretrainedSource("none")),
         )
     return model

@@ -19,6 +19,8 @@ CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 SCALINGS = {
     "imagenet_mean_std": "(x / 255 - ImageNet mean) / ImageNet std, per RGB channel",
     "minus_one_one": "x / 127.5 - 1, i.e. [-1, 1]",
+    # timm's MobileNetV5 (Gemma 3n's vision encoder) has mean 0 and std 1.
+    "zero_one": "x / 255, i.e. [0, 1]",
     "caffe_bgr": "RGB -> BGR, then subtract the ImageNet mean in [0, 255] (no std scaling)",
     "builtin": "none here: the backbone rescales [0, 255] itself (include_preprocessing=True)",
 }
@@ -42,6 +44,8 @@ def apply_input_scaling(x: keras.KerasTensor, scaling: str) -> keras.KerasTensor
         )(x)
     if scaling == "minus_one_one":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="input_scaling")(x)
+    if scaling == "zero_one":
+        return keras.layers.Rescaling(1.0 / 255.0, name="input_scaling")(x)
     if scaling == "caffe_bgr":
         x = keras.layers.Normalization(
             mean=list(CAFFE_MEAN_RGB), variance=[1.0, 1.0, 1.0], name="input_scaling"

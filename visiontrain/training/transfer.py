@@ -24,6 +24,7 @@ import re
 import keras
 
 from visiontrain.config import TrainConfig
+from visiontrain.models.blocks import all_layers
 from visiontrain.models.head import split_backbone_head
 from visiontrain.models.registry import backbone_blocks
 
@@ -123,7 +124,8 @@ def set_phase(model: keras.Model, plan: TransferPlan, phase: int) -> None:
             for layer in block.layers:
                 layer.trainable = False
     if plan.freeze_bn:
-        for layer in backbone.layers:
+        # keras-hub backbones nest their BatchNormalization inside blocks.
+        for layer in all_layers(backbone):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
 
