@@ -16,7 +16,7 @@ from typing import Any
 # Marks a field that names a file or directory. Such fields are stored absolute: a
 # config written to a run's records must mean the same file from any working directory.
 _PATH = {"path": True}
-_NOT_PATHS = ("", "imagenet")
+_NOT_PATHS = ("", "imagenet", "balanced")
 
 
 def _path_field(default: Any = dataclasses.MISSING) -> Any:
@@ -24,8 +24,8 @@ def _path_field(default: Any = dataclasses.MISSING) -> Any:
 
 
 def absolute_path(value: str) -> str:
-    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'tfds:NAME'
-    and URLs such as gs://bucket/dir are kept as they are."""
+    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'balanced'
+    (--class_weights), 'tfds:NAME' and URLs such as gs://bucket/dir are kept as they are."""
     if value in _NOT_PATHS or value.startswith("tfds:") or "://" in value:
         return value
     return os.path.abspath(value)
@@ -148,6 +148,10 @@ class TrainConfig:
     step_decay_epochs: tuple[int, ...] = ()
     step_decay_rate: float = 0.1
     label_smoothing: float = 0.0
+    # "softmax" cross-entropy or per-class sigmoid "bce" (see training/losses.py).
+    loss: str = "softmax"
+    # '' (none), "balanced" (inverse class frequency) or a JSON file {label: weight}.
+    class_weights: str = _path_field("")
     clip_norm: float = 0.0
     ema_decay: float = 0.0
     eval_every: int = 1

@@ -22,6 +22,7 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
+from visiontrain.training.losses import LOSSES
 from visiontrain.training.optim import OPTIMIZERS
 from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
@@ -123,6 +124,11 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("list", "step_decay_epochs", "Epochs at which step decay multiplies LR.")
     define("float", "step_decay_rate", "Step decay factor.", lower_bound=0.0, upper_bound=1.0)
     define("float", "label_smoothing", "Label smoothing.", lower_bound=0.0, upper_bound=0.5)
+    define("enum", "loss", "softmax: cross-entropy over the classes; bce: per-class sigmoid "
+           "binary cross-entropy (ResNet strikes back). Label smoothing and MixUp/CutMix "
+           "targets compose with either.", enum_values=LOSSES)
+    define("string", "class_weights", "Weight each example's loss by its class: 'balanced' "
+           "(inverse training-class frequency, mean 1) or a JSON file {label: weight}; '' off.")
     define("float", "clip_norm", "Global gradient norm clip (0: off).", lower_bound=0.0)
     define("float", "ema_decay", "Keep an EMA of the weights with this decay, e.g. 0.9999 "
            "(0: off); evaluation reports raw and EMA weights.",

@@ -327,6 +327,13 @@ class Reader:
                                  num_pipelines=num_pipelines, pipeline_id=pipeline_id,
                                  with_keys=with_keys)
 
+    def class_counts(self, split: str) -> dict[str, int] | None:
+        """Examples per label in `split` as the manifest records them; None for sources
+        without a manifest (TFDS)."""
+        if not isinstance(self.source, ShardSource):
+            return None
+        return dict(self.source.manifest["splits"][split]["class_counts"])
+
     def log_sharding(self, num_pipelines: int) -> None:
         """See `log_sharding`."""
         log_sharding(self.source.files("train"), num_pipelines)

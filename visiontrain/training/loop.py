@@ -29,6 +29,7 @@ from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
     checkpoints,
+    class_weights,
     data_errors,
     optim,
     rundir,
@@ -194,8 +195,12 @@ def _train(
         augment_lib.check_xla(augmenter, data.image_size)
     chief = is_chief(strategy)
     # Every check above passed; this refuses a rerun that would mix runs, else records it.
+    weights = class_weights.resolve(config.class_weights, labels, source.class_counts("train"))
+    if weights is not None:
+        logging.info("Class weights (--class_weights=%s): %s.", config.class_weights,
+                     ", ".join(f"{label} {w:.3g}" for label, w in zip(labels, weights)))
     records = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config)}
-    rundir.bind_run(config.run_dir, {**records, "labels": labels},
+    rundir.bind_run(config.run_dir, {**records, "labels": labels, "class_weights": weights},
                     rundir.run_record(strategy, source.digest, pipelines), flagfile, chief)
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.
@@ -225,10 +230,10 @@ def _train(
 
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
-        label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
-        jit_compile=config.jit_compile,
+        label_smoothing=config.label_smoothing, loss=config.loss, class_weights=weights,
+        augmenter=augmenter, ema=ema, jit_compile=config.jit_compile,
     )
-    eval_fn = steps.make_eval_step(model, len(labels))
+    eval_fn = steps.make_eval_step(model, len(labels), config.loss)
 
     train_steps = steps.make_multi_step(strategy, train_fn)
 

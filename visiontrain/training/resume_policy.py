@@ -48,6 +48,7 @@ POLICY: dict[str, str] = {
                      "augment_preset", "crop_area_min", "crop_area_max", "aspect_ratio_min",
                      "aspect_ratio_max", "freeze_epochs", "unfreeze", "fine_tune_lr",
                      "fine_tune_warmup_epochs", "freeze_bn", "layer_decay"), "recipe"),
+    **dict.fromkeys(("loss", "class_weights"), "recipe"),
     **dict.fromkeys(("run_dir", "data_dir", "tfds_data_dir", "final_weights"), "paths"),
     "epochs": "length",
     **dict.fromkeys(("eval_every", "eval_crop_fraction", "checkpoint_every_steps",
@@ -62,6 +63,7 @@ POLICY: dict[str, str] = {
 DERIVED = (
     ("dataset_manifest_sha256", "the dataset's manifest sha256", "--data_dir"),
     ("labels", "the label map", "--data_dir"),
+    ("class_weights", "the per-class loss weights", "--class_weights/--data_dir"),
     ("input_pipelines", "the number of input pipelines (one per worker)",
      "--strategy/--worker_hosts"),
 )

@@ -83,7 +83,8 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
 
     Args:
       run_dir: the run directory; records found there are the previous run's.
-      config: what config.json is to hold ({"data", "model", "train", "labels"}).
+      config: what config.json is to hold ({"data", "model", "train", "labels"} and
+        "class_weights", the resolved per-class loss weights or None).
       run: what run.json is to hold (`run_record`).
       flagfile: flags.txt's text, compared flag by flag when both runs have one (else
         config.json is); "" from the library, which has no flags.
@@ -107,8 +108,11 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
             new = resume_policy.settings_from_config(config)
             replay = f"the values in {config_path}"
         refused, allowed = resume_policy.compare(old, new)
+        # The label map and class weights are bound through config.json.
+        bound = ("labels", "class_weights")
         refused += resume_policy.compare_derived(
-            {**old_run, "labels": old_config.get("labels")}, {**run, "labels": config["labels"]})
+            {**old_run, **{key: old_config.get(key) for key in bound}},
+            {**run, **{key: config.get(key) for key in bound}})
         if refused:
             raise ValueError(resume_policy.refusal_message(run_dir, refused, replay))
         # A worker's flags differ from the chief's in --task_index: only the chief tells.

@@ -7,23 +7,13 @@ whatever the replica count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
-
-def smoothed_cross_entropy(
-    labels: tf.Tensor, logits: tf.Tensor, label_smoothing: float
-) -> tf.Tensor:
-    """Per-example cross-entropy of soft or one-hot `labels` against float32 logits.
-
-    Smoothing is applied to whatever target arrives (MixUp/CutMix targets too), so the
-    two compose the way timm's SoftTargetCrossEntropy + smoothing does.
-    """
-    num_classes = tf.cast(tf.shape(logits)[-1], tf.float32)
-    targets = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return tf.nn.softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
+from visiontrain.training import losses
 
 
 def make_train_step(
@@ -33,6 +23,8 @@ def make_train_step(
     num_classes: int,
     global_batch_size: int,
     label_smoothing: float,
+    loss: str = "softmax",
+    class_weights: Sequence[float] | None = None,
     augmenter: Callable | None = None,
     ema=None,
     jit_compile: bool = False,
@@ -48,6 +40,7 @@ def make_train_step(
     augmentation, forward and backward pass with XLA.
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    loss_fn = losses.make_loss(loss, label_smoothing, class_weights)
 
     # XLA compiles the per-replica computation only: the input iterator, the
     # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
@@ -59,7 +52,7 @@ def make_train_step(
             images, targets = augmenter(images, targets, training=True, step=step)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = smoothed_cross_entropy(targets, logits, label_smoothing)
+            per_example = loss_fn(targets, logits)
             loss = tf.reduce_sum(per_example) / global_batch_size
             if model.losses:
                 loss += tf.add_n(model.losses) / tf.distribute.get_strategy().num_replicas_in_sync
@@ -108,23 +101,26 @@ def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Call
     return train_steps
 
 
-def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
+def make_eval_step(model: keras.Model, num_classes: int, loss: str = "softmax") -> Callable:
     """Returns step_fn(images, labels) -> ([loss_sum, top1, top5, count], confusion).
 
-    `confusion` is the [C, C] count matrix of (true, predicted) pairs; like the sums it
-    adds up across batches and replicas.
+    The loss is the training `loss`, unsmoothed and unweighted. `confusion` is the
+    [C, C] count matrix of (true, predicted) pairs; like the sums it adds up across
+    batches and replicas.
     """
     k = min(5, num_classes)
+    loss_fn = losses.make_loss(loss, label_smoothing=0.0)
 
     def step_fn(images, labels):
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        per_example = loss_fn(tf.one_hot(labels, num_classes), logits)
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         top1 = tf.cast(tf.equal(predicted, labels), tf.float32)
         top5 = tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
         confusion = tf.math.confusion_matrix(labels, predicted, num_classes, dtype=tf.float32)
-        sums = tf.stack([tf.reduce_sum(loss), tf.reduce_sum(top1), tf.reduce_sum(top5), count])
+        sums = tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(top1), tf.reduce_sum(top5),
+                         count])
         return sums, confusion
 
     return step_fn
