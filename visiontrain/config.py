@@ -148,8 +148,9 @@ class TrainConfig:
     step_decay_epochs: tuple[int, ...] = ()
     step_decay_rate: float = 0.1
     label_smoothing: float = 0.0
-    # "softmax" cross-entropy or per-class sigmoid "bce" (see training/losses.py).
-    loss: str = "softmax"
+    # "softmax" cross-entropy or per-class sigmoid "bce" (see training/losses.py); "auto"
+    # picks softmax for single-label data, bce for multi-label.
+    loss: str = "auto"
     # '' (none), "balanced" (inverse class frequency) or a JSON file {label: weight}.
     class_weights: str = _path_field("")
     clip_norm: float = 0.0

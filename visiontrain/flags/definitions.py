@@ -125,8 +125,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("float", "step_decay_rate", "Step decay factor.", lower_bound=0.0, upper_bound=1.0)
     define("float", "label_smoothing", "Label smoothing.", lower_bound=0.0, upper_bound=0.5)
     define("enum", "loss", "softmax: cross-entropy over the classes; bce: per-class sigmoid "
-           "binary cross-entropy (ResNet strikes back). Label smoothing and MixUp/CutMix "
-           "targets compose with either.", enum_values=LOSSES)
+           "binary cross-entropy (ResNet strikes back); auto: softmax for single-label data, "
+           "bce for multi-label. Label smoothing and MixUp/CutMix targets compose with each.",
+           enum_values=LOSSES)
     define("string", "class_weights", "Weight each example's loss by its class: 'balanced' "
            "(inverse training-class frequency, mean 1) or a JSON file {label: weight}; '' off.")
     define("float", "clip_norm", "Global gradient norm clip (0: off).", lower_bound=0.0)

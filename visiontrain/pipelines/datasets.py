@@ -17,7 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import data_service, epoch_order, preprocess, schema, tfds_reader
+from visiontrain.pipelines import data_service, epoch_order, preprocess, tfds_reader
 from visiontrain.pipelines.record_sources import (
     IMAGE,
     KEY,
@@ -25,6 +25,7 @@ from visiontrain.pipelines.record_sources import (
     RecordFile,
     RecordSource,
     ShardSource,
+    make_record_parser,
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -129,7 +130,8 @@ def make_train_dataset(
       with_keys: also yield each record's key (exactly-once tests).
 
     Returns:
-      A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys.
+      A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys;
+      a multi-label source's labels are [B, C] multi-hot.
 
     Example:
       >>> reader = make_reader(DataConfig(data_dir="shards"))
@@ -290,6 +292,7 @@ class Reader:
         self.source = source
         self.config = config
         self.labels = source.labels
+        self.multi_label = source.multi_label
 
     @property
     def digest(self) -> str:
@@ -350,16 +353,19 @@ def make_reader(config: DataConfig) -> Reader:
 def encoded_records(
     data_dir: str, split: str, batch_size: int, interleave: bool = False
 ) -> tf.data.Dataset:
-    """(encoded image bytes [B], labels [B]) of a split, unprocessed.
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed; multi-label data
+    gives [B, C] multi-hot labels.
 
     In file order; with `interleave`, one record of each shard in turn, so a short
     prefix samples every shard (shards are written round-robin over classes).
     """
-    files = [f.path for f in ShardSource(data_dir).files(split)]
+    source = ShardSource(data_dir)
+    files = [f.path for f in source.files(split)]
+    parse_record = make_record_parser(len(source.labels), source.multi_label)
 
     def parse(serialized):
-        features = schema.parse_example(serialized)
-        return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
+        record = parse_record(serialized)
+        return record[IMAGE], record[LABEL]
 
     if interleave:
         records = tf.data.Dataset.from_tensor_slices(files).interleave(

@@ -31,12 +31,14 @@ from visiontrain.training import (
     checkpoints,
     class_weights,
     data_errors,
+    losses,
     optim,
     rundir,
     schedules,
     steps,
     summaries,
     transfer,
+    validation,
 )
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
@@ -121,7 +123,7 @@ def log_augmented_samples(
     """
     images, labels = next(iter(source.train_dataset(
         **position, batch_size=count, num_pipelines=1, pipeline_id=0)))
-    targets = tf.one_hot(labels, augmenter.num_classes)
+    targets = steps.targets_of(labels, augmenter.num_classes, source.multi_label)
     augmented, _ = augmenter(tf.cast(images, tf.float32), targets, step=tf.constant(step + 1),
                              replica_id=0)
     grid = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
@@ -184,6 +186,7 @@ def _train(
             f"{len(labels)} classes; drop the flag to take the count from the data."
         )
     model_config = dataclasses.replace(model_config, num_classes=len(labels))
+    config = dataclasses.replace(config, loss=losses.resolve(config.loss, source.multi_label))
     pipelines = num_input_pipelines(strategy)
     steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
@@ -232,18 +235,19 @@ def _train(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
         label_smoothing=config.label_smoothing, loss=config.loss, class_weights=weights,
         augmenter=augmenter, ema=ema, jit_compile=config.jit_compile,
+        multi_label=source.multi_label,
     )
-    eval_fn = steps.make_eval_step(model, len(labels), config.loss)
+    eval_fn = steps.make_eval_step(model, len(labels), config.loss, source.multi_label)
 
     train_steps = steps.make_multi_step(strategy, train_fn)
 
     @tf.function
     def eval_batch(images, labels):
-        sums, confusion = strategy.run(eval_fn, args=(images, labels))
+        sums, tally = strategy.run(eval_fn, args=(images, labels))
         return (strategy.reduce("SUM", sums, axis=None),
-                strategy.reduce("SUM", confusion, axis=None))
+                strategy.reduce("SUM", tally, axis=None))
 
-    confusion_matrices: dict[str, np.ndarray] = {}
+    tallies: dict[str, np.ndarray] = {}
 
     def evaluate_raw(kind: str = "raw") -> dict[str, float]:
         eval_ds = strategy.distribute_datasets_from_function(
@@ -252,15 +256,13 @@ def _train(
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
-        sums, confusion = tf.zeros([4]), tf.zeros([len(labels), len(labels)])
+        sums, tally = tf.zeros([4]), tf.zeros(steps.tally_shape(len(labels), source.multi_label))
         for images, labels_batch in eval_ds:
-            batch_sums, batch_confusion = eval_batch(images, labels_batch)
+            batch_sums, batch_tally = eval_batch(images, labels_batch)
             sums += batch_sums
-            confusion += batch_confusion
-        confusion_matrices[kind] = confusion.numpy().astype(np.int64)
-        loss, top1, top5, count = sums.numpy().tolist()
-        return {"loss": loss / count, "accuracy": top1 / count, "top5": top5 / count,
-                "examples": int(count)}
+            tally += batch_tally
+        tallies[kind] = tally.numpy()
+        return validation.metrics_of(sums.numpy(), tallies[kind], source.multi_label)
 
     def evaluate() -> dict[str, dict[str, float]]:
         """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
@@ -359,14 +361,9 @@ def _train(
             for kind, metrics in evals.items():
                 logging.info("Epoch %d (step %d): validation (%s weights) %s",
                              epoch + 1, step, kind, metrics)
-                with writers[rundir.VALIDATION_LOGS].as_default(step=step):
-                    suffix = "" if kind == "raw" else "_ema"
-                    for name in ("loss", "accuracy", "top5"):
-                        tf.summary.scalar(name + suffix, metrics[name])
-                if chief:
-                    summaries.write_confusion_matrix(
-                        log_dirs[rundir.VALIDATION_LOGS], "confusion_matrix" + suffix,
-                        confusion_matrices[kind], step, labels=labels)
+                validation.write_summaries(
+                    writers[rundir.VALIDATION_LOGS], log_dirs[rundir.VALIDATION_LOGS], kind,
+                    metrics, tallies[kind], labels, step, chief)
             ckpt.save(step)
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:
@@ -384,8 +381,8 @@ def _train(
         fileio.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
         summaries.write_hparams(
             config.run_dir, fileio.read_json(os.path.join(config.run_dir, rundir.CONFIG)),
-            {"validation/accuracy": evals[kind]["accuracy"],
-             "validation/top5": evals[kind]["top5"]}, step)
+            {f"validation/{name}": value for name, value in evals[kind].items()
+             if name != "examples"}, step)
     if config.final_weights:
         model.save_weights(config.final_weights)
     for writer in writers.values():

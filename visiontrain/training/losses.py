@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-LOSSES = ("softmax", "bce")
+# "auto": softmax for single-label data, bce for multi-label (the manifest's task).
+LOSSES = ("auto", "softmax", "bce")
 
 
 def smoothed_cross_entropy(
@@ -47,6 +48,20 @@ def smoothed_binary_cross_entropy(
 _LOSS_FNS = {"softmax": smoothed_cross_entropy, "bce": smoothed_binary_cross_entropy}
 
 
+def resolve(kind: str, multi_label: bool) -> str:
+    """The loss a run trains with: `kind`, or for "auto" the data's task's.
+
+    Raises:
+      ValueError: softmax on multi-label data (one class per image is not the task).
+    """
+    if kind == "auto":
+        return "bce" if multi_label else "softmax"
+    if kind == "softmax" and multi_label:
+        raise ValueError("--loss=softmax on multi-label data: softmax picks one class per "
+                         "image; use --loss=bce (or auto, which picks it for this data).")
+    return kind
+
+
 def example_weights(targets: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
     """Each example's weight: the mean class weight of its target, weighted by the target.
 
@@ -65,7 +80,7 @@ def make_loss(
     """Returns loss(targets [B, C], logits [B, C]) -> per-example loss [B], float32.
 
     Args:
-      kind: one of LOSSES.
+      kind: "softmax" or "bce" (see `resolve` for "auto").
       label_smoothing: see `smoothed_cross_entropy`.
       class_weights: one weight per class, applied per example (see `example_weights`);
         None for none.
@@ -74,7 +89,7 @@ def make_loss(
       ValueError: an unknown `kind`, naming the known ones.
     """
     if kind not in _LOSS_FNS:
-        raise ValueError(f"Unknown --loss={kind!r}; known: {', '.join(LOSSES)}.")
+        raise ValueError(f"Unknown --loss={kind!r}; known: {', '.join(_LOSS_FNS)}.")
     loss_fn = _LOSS_FNS[kind]
     weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
 
