@@ -28,16 +28,18 @@ def composite(scans: np.ndarray, first: int, second: int | None) -> np.ndarray:
     return image
 
 
-def write_composite_label_file(root: str, count: int, classes: int, seed: int = 0,
-                               first: int = 0) -> str:
+HELD_OUT = 1500  # scans from this index on are never in a written set
+
+
+def write_composite_label_file(root: str, count: int, classes: int, seed: int = 0) -> str:
     """`count` composites of digits 0..classes-1 and their labels.csv under `root`.
 
     Three in four show two different digits (labelled with both), one in four a single
-    digit. Scans are drawn from the indices >= `first`, so a held-out set can use others.
+    digit. Scans are drawn from those before HELD_OUT.
     """
     scans, digits = digit_scans()
     rng = np.random.default_rng(seed)
-    pool = {d: np.flatnonzero((digits == d) & (np.arange(len(digits)) >= first))
+    pool = {d: np.flatnonzero((digits == d) & (np.arange(len(digits)) < HELD_OUT))
             for d in range(classes)}
     rows = ["path,labels"]
     os.makedirs(root, exist_ok=True)
@@ -52,3 +54,15 @@ def write_composite_label_file(root: str, count: int, classes: int, seed: int = 
     with open(path, "w") as f:
         f.write("\n".join(rows) + "\n")
     return path
+
+
+def held_out_png(first_digit: int, second_digit: int) -> bytes:
+    """A PNG composite of the first held-out scans of the two digits."""
+    import io
+
+    scans, digits = digit_scans()
+    first, second = (int(np.flatnonzero((digits == d) & (np.arange(len(digits)) >= HELD_OUT))[0])
+                     for d in (first_digit, second_digit))
+    buffer = io.BytesIO()
+    Image.fromarray(composite(scans, first, second), mode="L").save(buffer, "PNG")
+    return buffer.getvalue()

@@ -101,6 +101,21 @@ def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
     return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
 
 
+def saved_model_thresholds(saved_model_dir: str) -> dict[str, Any]:
+    """The per-label thresholds record a multi-label export carries in its metadata.
+
+    Raises:
+      ValueError: the export has none (a single-label export, or an older one).
+    """
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    record = json.load(open(metadata)).get("thresholds") if os.path.exists(metadata) else None
+    if record is None:
+        raise ValueError(f"{saved_model_dir} carries no per-label thresholds, so it is not a "
+                         "multi-label export; evaluate multi-label data with a multi-label "
+                         "model (or its run: --run_dir).")
+    return record
+
+
 def saved_model_image_size(saved_model_dir: str) -> int:
     """The input side recorded in an export's metadata (64 when it has none)."""
     metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")

@@ -32,6 +32,8 @@ from visiontrain import fileio
 from visiontrain.config import DataConfig, ModelConfig, from_dict
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
+from visiontrain.pipelines.manifest import load_manifest
+from visiontrain.pipelines.record_sources import is_multi_label
 from visiontrain.training import preemption, resume_policy
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.runlock import RunLock
@@ -42,6 +44,8 @@ VALIDATION_LOGS = "validation"
 CONFIG = "config.json"
 RUN = "run.json"
 RESULTS = "results.json"
+# Per-label decision thresholds of a multi-label run, tuned by visiontrain-evaluate.
+THRESHOLDS = "thresholds.json"
 FLAGS = "flags.txt"
 
 
@@ -168,3 +172,20 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
 
 def _has_ema(checkpoint: str) -> bool:
     return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint))
+
+
+def load_thresholds(run_dir: str, data_dir: str) -> dict[str, Any] | None:
+    """A multi-label run's per-label thresholds (RUN/thresholds.json); None for single-label
+    data, whose manifest says so.
+
+    Raises:
+      ValueError: multi-label data, but no thresholds tuned yet; the message gives the command.
+    """
+    if not is_multi_label(load_manifest(data_dir)):
+        return None
+    path = os.path.join(run_dir, THRESHOLDS)
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} was trained on multi-label data and has no {THRESHOLDS} "
+                         "yet; tune them on validation first: visiontrain-evaluate "
+                         f"--run_dir={run_dir} [--target_precision=P].")
+    return read_json(path)
