@@ -35,7 +35,7 @@ def write_composite_label_file(root: str, count: int, classes: int, seed: int = 
     """`count` composites of digits 0..classes-1 and their labels.csv under `root`.
 
     Three in four show two different digits (labelled with both), one in four a single
-    digit. Scans are drawn from those before HELD_OUT.
+    digit; no two composites are the same. Scans are drawn from those before HELD_OUT.
     """
     scans, digits = digit_scans()
     rng = np.random.default_rng(seed)
@@ -43,9 +43,14 @@ def write_composite_label_file(root: str, count: int, classes: int, seed: int = 
             for d in range(classes)}
     rows = ["path,labels"]
     os.makedirs(root, exist_ok=True)
+    seen = set()
     for i in range(count):
-        pair = rng.choice(classes, 2, replace=False) if i % 4 else rng.choice(classes, 1)
-        picks = [int(rng.choice(pool[int(d)])) for d in pair]
+        picks = None
+        # Redraw repeats: a composite in both splits would leak validation into training.
+        while picks is None or tuple(picks) in seen:
+            pair = rng.choice(classes, 2, replace=False) if i % 4 else rng.choice(classes, 1)
+            picks = [int(rng.choice(pool[int(d)])) for d in pair]
+        seen.add(tuple(picks))
         image = composite(scans, picks[0], picks[1] if len(picks) > 1 else None)
         name = f"{i:05d}.png"
         Image.fromarray(image, mode="L").save(os.path.join(root, name))

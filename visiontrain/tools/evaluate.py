@@ -79,6 +79,7 @@ def main(argv: list[str]) -> None:
         records = datasets.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
         probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
         report = metrics.summarize(probabilities, labels_, labels)
+        metrics.add_train_frequency(report, manifest["splits"]["train"].get("class_counts", {}))
         pictures = draw_pictures(report, mistakes, image_size)
     report.update(source=source, data_dir=data_dir, split=FLAGS.split)
     if image_dir:
