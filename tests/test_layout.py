@@ -27,7 +27,7 @@ ALLOWED = {
     "flags": {"config", "models.registry", "augment.policy.PRESETS",
               "augment.policy.parse_policy", "training.optim.OPTIMIZERS",
               "training.schedules.SCHEDULES", "training.strategy.STRATEGIES",
-              "training.losses.LOSSES"},
+              "training.losses.LOSSES", "pipelines.balanced.SAMPLINGS"},
     "bench": {"config", "errors", "fileio", "pipelines", "augment", "models", "training",
               "evaluation", "serving"},
     "tools": {"config", "errors", "fileio", "pipelines", "augment", "models", "training",

@@ -98,6 +98,9 @@ class DataConfig:
     # 0.875 is the classic ImageNet center-crop fraction (224 of 256).
     eval_crop_fraction: float = 0.875
     shuffle_buffer: int = 2048
+    # "balanced": every training class drawn equally often (single-label; see
+    # pipelines/balanced.py); "none": every record once per epoch.
+    sampling: str = "none"
     # Model Garden pins a bounded prefetch: autotuned prefetch has caused OOMs.
     prefetch_batches: int = 4
     cache_eval: bool = True

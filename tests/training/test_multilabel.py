@@ -17,7 +17,7 @@ from tests.helpers.composites import held_out_png, write_composite_label_file
 from tests.helpers.runs import env
 from visiontrain.config import ConvertConfig, DataConfig, ModelConfig, TrainConfig
 from visiontrain.evaluation import multilabel, predictors
-from visiontrain.pipelines import datasets, make_tfrecords
+from visiontrain.pipelines import datasets, make_tfrecords, record_sources
 from visiontrain.training import loop, rundir
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_multi_label_training_reaches_map_well_above_the_label_prior(composites,
     assert rundir.read_json(f"{run_dir}/config.json")["train"]["loss"] == "bce"
     scores, truth = predictors.collect_scores(
         predictors.model_predictor(model, data, multi_label=True),
-        datasets.encoded_records(composites, "validation", 64))
+        record_sources.encoded_records(composites, "validation", 64))
     report = multilabel.summarize(scores, truth, labels,
                                   multilabel.tune_thresholds(scores, truth))
     print(multilabel.format_report(report))

@@ -10,11 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from visiontrain.evaluation import multilabel, predictors, render
-from visiontrain.pipelines import datasets
+from visiontrain.pipelines import record_sources
 
 
 def _scores(predict: Callable, data_dir: str, split: str, batch_size: int):
-    return predictors.collect_scores(predict, datasets.encoded_records(data_dir, split,
+    return predictors.collect_scores(predict, record_sources.encoded_records(data_dir, split,
                                                                         batch_size))
 
 

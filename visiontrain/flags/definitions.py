@@ -22,6 +22,7 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
+from visiontrain.pipelines.balanced import SAMPLINGS
 from visiontrain.training.losses import LOSSES
 from visiontrain.training.optim import OPTIMIZERS
 from visiontrain.training.schedules import SCHEDULES
@@ -48,6 +49,9 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("float", "eval_crop_fraction", "Centre crop fraction for eval and serving.",
            lower_bound=0.05, upper_bound=1.0)
     define("integer", "shuffle_buffer", "Record shuffle buffer.", lower_bound=1)
+    define("enum", "sampling", "none: every training record once per epoch; balanced: a "
+           "seeded class-balanced draw (each class equally often, rare records repeat, "
+           "common ones are subsampled), same epoch length.", enum_values=SAMPLINGS)
     define("integer", "prefetch_batches", "Bounded prefetch (autotune has caused OOMs).",
            lower_bound=1)
     define("bool", "verify_sha256", "Hash every shard in the pre-flight check.")

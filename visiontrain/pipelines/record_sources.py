@@ -112,3 +112,29 @@ class ShardSource:
     def read(self, path: tf.Tensor) -> tf.data.Dataset:
         """The parsed records of one shard."""
         return tf.data.TFRecordDataset(path).map(self._parse)
+
+
+def encoded_records(
+    data_dir: str, split: str, batch_size: int, interleave: bool = False
+) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed; multi-label data
+    gives [B, C] multi-hot labels.
+
+    In file order; with `interleave`, one record of each shard in turn, so a short
+    prefix samples every shard (shards are written round-robin over classes).
+    """
+    source = ShardSource(data_dir)
+    files = [f.path for f in source.files(split)]
+    parse_record = make_record_parser(len(source.labels), source.multi_label)
+
+    def parse(serialized):
+        record = parse_record(serialized)
+        return record[IMAGE], record[LABEL]
+
+    if interleave:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    return records.map(parse).batch(batch_size)

@@ -31,7 +31,7 @@ import numpy as np
 
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.fileio import publish, write_json_atomic
-from visiontrain.pipelines import datasets, preprocess
+from visiontrain.pipelines import preprocess, record_sources
 from visiontrain.serving import check, signatures, tflite, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
@@ -68,7 +68,7 @@ def sample_images(data_dir: str, split: str, count: int) -> list[bytes]:
             f"The run's data_dir {data_dir!r} is gone; the export checks run on its "
             f"{split} images. Restore the shards (or pass them to the run's config)."
         )
-    records = datasets.encoded_records(data_dir, split, batch_size=1, interleave=True)
+    records = record_sources.encoded_records(data_dir, split, batch_size=1, interleave=True)
     return [e[0] for e, _ in records.take(count).as_numpy_iterator()]
 
 

@@ -34,9 +34,8 @@ def main(argv: list[str]) -> None:
     from visiontrain.evaluation import metrics, multilabel, multilabel_run, predictors
     from visiontrain.evaluation.report import draw_pictures, write_images
     from visiontrain.fileio import write_json_atomic
-    from visiontrain.pipelines import datasets
     from visiontrain.pipelines import manifest as manifest_lib
-    from visiontrain.pipelines.record_sources import is_multi_label
+    from visiontrain.pipelines import record_sources
     from visiontrain.serving import predict as serving_predict
     from visiontrain.training import rundir, summaries
 
@@ -56,7 +55,7 @@ def main(argv: list[str]) -> None:
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
     manifest = manifest_lib.load_manifest(data_dir)
-    multi = is_multi_label(manifest)
+    multi = record_sources.is_multi_label(manifest)
     if run_dir:
         predict = predictors.model_predictor(model, data, multi_label=multi)
     predictors.check_labels(labels, manifest["labels"], source)
@@ -76,7 +75,7 @@ def main(argv: list[str]) -> None:
         if logdir:
             multilabel_run.write_scalars(summaries.writer_for(logdir), FLAGS.split, report)
     else:
-        records = datasets.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
+        records = record_sources.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
         probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
         report = metrics.summarize(probabilities, labels_, labels)
         metrics.add_train_frequency(report, manifest["splits"]["train"].get("class_counts", {}))
