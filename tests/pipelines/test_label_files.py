@@ -141,3 +141,8 @@ def test_a_multi_label_file_writes_model_garden_int64_lists_and_records_the_task
         seen[ours[schema.FILENAME].numpy().decode()] = ours[schema.TEXT].numpy().decode()
     assert seen[f"{bee}/001.jpeg"] == f"{ant}|{bee}" and seen[f"{ant}/002.png"] == f"{ant}|{cow}"
     assert seen[f"{ant}/001.jpeg"] == ant  # [ant, ant]: a label named twice counts once
+    # `visiontrain-data inspect` draws a multi-label image in the row of each of its labels.
+    from visiontrain.evaluation import report
+
+    grid = report.sample_grid(str(tmp_path / "out"), result, per_class=4)
+    assert grid.ndim == 3 and grid.shape[2] == 3
