@@ -102,3 +102,7 @@ def test_evaluate_tunes_thresholds_and_the_export_names_both_digits(trained, tmp
     print(f"held-out composites (1, 3) and (4, 0): {named}")
     assert [sorted(row) for row in named] == [["1", "3"], ["0", "4"]]
     assert answer["labels"].shape == (2, CLASSES)
+    (tmp_path / "held_out.png").write_bytes(held_out_png(2, 4))
+    printed = _tool("predict", f"--saved_model={version}", str(tmp_path / "held_out.png"))
+    print(printed)
+    assert "labels [2, 4]" in printed or "labels [4, 2]" in printed
