@@ -26,7 +26,8 @@ ALLOWED = {
     # registries of names a flag accepts; nothing else of the library.
     "flags": {"config", "models.registry", "augment.policy.PRESETS",
               "augment.policy.parse_policy", "training.optim.OPTIMIZERS",
-              "training.schedules.SCHEDULES", "training.strategy.STRATEGIES"},
+              "training.schedules.SCHEDULES", "training.strategy.STRATEGIES",
+              "training.losses.LOSSES", "pipelines.balanced.SAMPLINGS"},
     "bench": {"config", "errors", "fileio", "pipelines", "augment", "models", "training",
               "evaluation", "serving"},
     "tools": {"config", "errors", "fileio", "pipelines", "augment", "models", "training",

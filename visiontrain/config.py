@@ -16,7 +16,7 @@ from typing import Any
 # Marks a field that names a file or directory. Such fields are stored absolute: a
 # config written to a run's records must mean the same file from any working directory.
 _PATH = {"path": True}
-_NOT_PATHS = ("", "imagenet")
+_NOT_PATHS = ("", "imagenet", "balanced")
 # --pretrained=hub:PRESET loads a keras-hub preset (models/hub.py).
 HUB_PREFIX = "hub:"
 
@@ -26,9 +26,10 @@ def _path_field(default: Any = dataclasses.MISSING) -> Any:
 
 
 def absolute_path(value: str) -> str:
-    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'tfds:NAME'
-    and URLs such as gs://bucket/dir are kept as they are. 'hub:X' (a keras-hub preset)
-    keeps a preset name as it is and makes a directory absolute."""
+    """`value` made absolute if it is a local path; '' (unset), 'imagenet', 'balanced'
+    (--class_weights), 'tfds:NAME' and URLs such as gs://bucket/dir are kept as they are.
+    'hub:X' (a keras-hub preset) keeps a preset name as it is and makes a directory
+    absolute."""
     if value.startswith(HUB_PREFIX):
         preset = value[len(HUB_PREFIX):]
         return HUB_PREFIX + (absolute_path(preset) if is_local_preset(preset) else preset)
@@ -115,6 +116,9 @@ class DataConfig:
     # 0.875 is the classic ImageNet center-crop fraction (224 of 256).
     eval_crop_fraction: float = 0.875
     shuffle_buffer: int = 2048
+    # "balanced": every training class drawn equally often (single-label; see
+    # pipelines/balanced.py); "none": every record once per epoch.
+    sampling: str = "none"
     # Model Garden pins a bounded prefetch: autotuned prefetch has caused OOMs.
     prefetch_batches: int = 4
     cache_eval: bool = True
@@ -165,6 +169,11 @@ class TrainConfig:
     step_decay_epochs: tuple[int, ...] = ()
     step_decay_rate: float = 0.1
     label_smoothing: float = 0.0
+    # "softmax" cross-entropy or per-class sigmoid "bce" (see training/losses.py); "auto"
+    # picks softmax for single-label data, bce for multi-label.
+    loss: str = "auto"
+    # '' (none), "balanced" (inverse class frequency) or a JSON file {label: weight}.
+    class_weights: str = _path_field("")
     clip_norm: float = 0.0
     ema_decay: float = 0.0
     eval_every: int = 1

@@ -48,3 +48,15 @@ def test_top_k_matches_sklearn_with_many_classes():
     report = metrics.summarize(probabilities, labels, [])
     assert report["top5"] == pytest.approx(
         sk.top_k_accuracy_score(labels, probabilities, k=5, labels=range(8)))
+
+
+def test_recall_is_shown_against_each_class_training_share():
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    report = metrics.summarize(probabilities, np.array([0, 0, 1, 1]), ["common", "rare"])
+    assert "train share" not in metrics.format_report(report)
+    metrics.add_train_frequency(report, {"common": 90, "rare": 10})
+    assert [(r["train_count"], r["train_share"]) for r in report["per_class"]] == [
+        (90, 0.9), (10, 0.1)]
+    lines = metrics.format_report(report).splitlines()
+    assert lines[0].endswith("train share")
+    assert lines[2].split() == ["rare", "1.0000", "0.5000", "0.6667", "2", "0.1000"]

@@ -100,3 +100,21 @@ def write_dataset(out_dir, train, val, names, num_shards=2):
     with open(os.path.join(out_dir, schema.MANIFEST_FILE), "w") as f:
         json.dump(manifest, f)
     return manifest
+
+
+RARE = range(5, 10)  # digits kept at one training image in ten, by `imbalanced_digits`
+
+
+def imbalanced_digits(out_dir: str) -> str:
+    """Digits 0-4 with all their training scans, 5-9 with every tenth; validation untouched."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None].repeat(3, -1)
+    labels = digits.target
+    train = np.arange(1500)
+    rare = np.isin(labels[train], list(RARE))
+    keep = train[~rare | (np.cumsum(rare) % 10 == 0)]
+    write_dataset(out_dir, (images[keep], labels[keep]), (images[1500:], labels[1500:]),
+                  [str(d) for d in range(10)], num_shards=2)
+    return out_dir

@@ -56,9 +56,10 @@ def _write_bad_csv(root):
         f"{b}/001.jpeg,{b},train",           # 8: repeats line 7
         f"{b}/002.png,{b},train",            # 9: conflicts with line 10
         f"{b}/002.png,{a},train",            # 10
-        f"{a}/000.png,{a}|{b},train",        # 11: multi-label (and a repeat)
+        f"{a}/000.png,{a}|{b},train",        # 11: conflicts with line 2 (its labels differ)
         f"{b}/000.png,{b},test",             # 12: held out
         f"{b}/001.jpeg,{b},validation",      # 13: repeat with another split
+        f",{a},train",                       # 14: no path
     ]
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return root / "labels.csv"
@@ -68,8 +69,7 @@ def test_every_row_is_used_once_or_reported_by_line(tmp_path):
     source = label_files.scan_label_file(str(_write_bad_csv(tmp_path / "src")))
     used = {item.relpath: (source.labels[item.label], item.split) for item in source.items}
     a, b = CLASSES[0], CLASSES[1]
-    assert used == {f"{a}/000.png": (a, "train"), f"{a}/001.jpeg": (a, "validation"),
-                    f"{b}/001.jpeg": (b, "train")}
+    assert used == {f"{a}/001.jpeg": (a, "validation"), f"{b}/001.jpeg": (b, "train")}
     reasons = dict(source.stray)
     assert reasons["labels.csv:4"] == "line 4: empty label"
     assert reasons["labels.csv:5"].startswith("line 5: no such file")
@@ -78,11 +78,14 @@ def test_every_row_is_used_once_or_reported_by_line(tmp_path):
     assert f"labelled '{a}' here and '{b}' on line 9; no row of it is used" in reasons[
         "labels.csv:10"]
     assert "conflicting labels" in reasons["labels.csv:9"]
-    assert "multi-label is not supported yet" in reasons["labels.csv:11"]
+    assert f"labelled {[a, b]} here and '{a}' on line 2" in reasons["labels.csv:11"]
+    assert "conflicting labels" in reasons["labels.csv:2"]
     assert reasons[f"{b}/000.png"] == "line 12: split test is held out"
     assert "line 13" in reasons["labels.csv:13"] and "repeats line 7" in reasons["labels.csv:13"]
-    # 12 rows: 3 used, 9 reported, none lost.
-    assert len(used) + len(source.stray) == 12
+    assert reasons["labels.csv:14"] == "line 14: no path"
+    # 13 rows: 2 used, 11 reported, none lost; no usable row has two labels.
+    assert len(used) + len(source.stray) == 13
+    assert not source.multi_label
 
 
 def test_strict_refuses_a_label_file_with_bad_rows_and_writes_nothing(tmp_path):
@@ -101,3 +104,45 @@ def test_bad_headers_and_json_are_one_clear_error(tmp_path):
         label_files.scan_label_file(str(tmp_path / "b.jsonl"))
     assert label_files.is_label_file(str(tmp_path / "a.csv"))
     assert not label_files.is_label_file(str(tmp_path))
+
+
+def test_a_multi_label_file_writes_model_garden_int64_lists_and_records_the_task(tmp_path):
+    """Rows with several labels: the label is an int64 list (MG's multi-label decoder reads
+    it), TEXT joins the names, class_counts count every label, the manifest says the task."""
+    import tensorflow as tf
+
+    from visiontrain.pipelines import schema
+
+    make_tree(tmp_path / "src", per_class=4)
+    ant, bee, cow = CLASSES
+    rows = [(f"{name}/{i:03d}.{'jpeg' if i % 2 else 'png'}", labels)
+            for name in CLASSES for i, labels in enumerate(
+                [[name], [name, ant], [name, cow, name], [bee, cow]])]
+    (tmp_path / "src" / "labels.jsonl").write_text("".join(
+        json.dumps({"path": p, "labels": labels, "split": "train" if i % 4 else "val"}) + "\n"
+        for i, (p, labels) in enumerate(rows)))
+    result = make_tfrecords.build(config(tmp_path, source=str(tmp_path / "src/labels.jsonl"),
+                                         num_shards=1))
+    assert result[schema.TASK] == schema.MULTI_LABEL and result["skipped"] == []
+    # Train rows per class: [name, ant], [name, cow, name], [bee, cow]; a label counts once
+    # per row: ant {ant}, {ant, cow}, {bee, cow}; bee {ant, bee}, {bee, cow} x2; cow {ant, cow},
+    # {cow}, {bee, cow}.
+    assert result["splits"]["train"]["class_counts"] == {ant: 4, bee: 5, cow: 7}
+    path = os.path.join(tmp_path / "out", result["splits"]["train"]["shards"][0]["file"])
+    seen = {}
+    for record in tf.data.TFRecordDataset(path):
+        # Model Garden's multi-label decoder: a VarLenFeature of int64.
+        mg = tf.io.parse_single_example(record, {schema.LABEL: tf.io.VarLenFeature(tf.int64)})
+        ours = schema.parse_example(record, multi_label=True)
+        ids = tf.sparse.to_dense(mg[schema.LABEL]).numpy().tolist()
+        assert ours[schema.LABEL].numpy().tolist() == ids
+        assert schema.multi_hot(ours[schema.LABEL], 3).numpy().tolist() == [
+            int(i in ids) for i in range(3)]
+        seen[ours[schema.FILENAME].numpy().decode()] = ours[schema.TEXT].numpy().decode()
+    assert seen[f"{bee}/001.jpeg"] == f"{ant}|{bee}" and seen[f"{ant}/002.png"] == f"{ant}|{cow}"
+    assert seen[f"{ant}/001.jpeg"] == ant  # [ant, ant]: a label named twice counts once
+    # `visiontrain-data inspect` draws a multi-label image in the row of each of its labels.
+    from visiontrain.evaluation import report
+
+    grid = report.sample_grid(str(tmp_path / "out"), result, per_class=4)
+    assert grid.ndim == 3 and grid.shape[2] == 3

@@ -106,12 +106,15 @@ def test_booleans_round_trip_through_flags_txt():
 
 
 def test_the_derived_bindings_are_refused():
-    old = {"dataset_manifest_sha256": "aa", "labels": ["cat", "dog"], "input_pipelines": 1}
-    new = {"dataset_manifest_sha256": "bb", "labels": ["dog", "cat"], "input_pipelines": 2}
+    old = {"dataset_manifest_sha256": "aa", "labels": ["cat", "dog"], "input_pipelines": 1,
+           "class_weights": [1.0, 1.0]}
+    new = {"dataset_manifest_sha256": "bb", "labels": ["dog", "cat"], "input_pipelines": 2,
+           "class_weights": [1.0, 4.0]}
     changes = [str(c) for c in resume_policy.compare_derived(old, new)]
     assert changes == [
         "--data_dir (the dataset's manifest sha256): aa -> bb",
         "--data_dir (the label map): ['cat', 'dog'] -> ['dog', 'cat']",
+        "--class_weights/--data_dir (the per-class loss weights): [1.0, 1.0] -> [1.0, 4.0]",
         "--strategy/--worker_hosts (the number of input pipelines (one per worker)): 1 -> 2",
     ]
 
@@ -164,3 +167,13 @@ def test_an_allowed_rerun_is_logged_and_recorded(tmp_path, absl_caplog):
 def test_a_worker_checks_but_never_writes(tmp_path):
     rundir.bind_run(str(tmp_path), *records(), chief=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_weights_file_edited_between_runs_is_refused(tmp_path):
+    """Same --class_weights=FILE flag, other weights in the file: config.json binds them."""
+    config, run, flagfile = records()
+    rundir.bind_run(str(tmp_path), {**config, "class_weights": [1.0, 1.0]}, run, flagfile,
+                    chief=True)
+    with pytest.raises(ValueError, match=r"per-class loss weights\): \[1.0, 1.0\] -> \[1.0, 4.0"):
+        rundir.bind_run(str(tmp_path), {**config, "class_weights": [1.0, 4.0]}, run, flagfile,
+                        chief=True)

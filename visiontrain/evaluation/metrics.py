@@ -57,14 +57,27 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -
     }
 
 
+def add_train_frequency(report: dict[str, Any], counts: dict[str, int]) -> None:
+    """Adds each class's training count and share to the per-class rows, so recall can be
+    read against how often the class was seen (imbalanced data)."""
+    total = max(sum(counts.values()), 1)
+    for row in report["per_class"]:
+        row["train_count"] = int(counts.get(row["class"], 0))
+        row["train_share"] = row["train_count"] / total
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """The per-class table as text, like sklearn's classification_report."""
+    """The per-class table as text, like sklearn's classification_report, with the
+    training share of each class when `add_train_frequency` added it."""
     width = max([len(row["class"]) for row in report["per_class"]] + [12])
-    lines = [f"{'':>{width}}  precision  recall  f1-score  support"]
+    shares = all("train_share" in row for row in report["per_class"])
+    lines = [f"{'':>{width}}  precision  recall  f1-score  support"
+             + ("  train share" if shares else "")]
     for row in report["per_class"]:
         lines.append(
             f"{row['class']:>{width}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
             f"{row['f1']:8.4f}  {row['support']:7d}"
+            + (f"  {row['train_share']:11.4f}" if shares else "")
         )
     for name in ("macro_avg", "weighted_avg"):
         avg = report[name]

@@ -33,8 +33,21 @@ def collect(
     return np.concatenate(probabilities), np.concatenate(labels), mistakes
 
 
-def model_predictor(model, data: DataConfig) -> Callable:
-    """A Keras model plus the shared eval preprocessing, as encoded bytes -> probabilities."""
+def collect_scores(
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `predict` over all records: (scores [N, C], labels as the records hold them)."""
+    scores, labels = [], []
+    for encoded, label in records:
+        scores.append(predict(encoded).numpy())
+        labels.append(label.numpy())
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def model_predictor(model, data: DataConfig, multi_label: bool = False) -> Callable:
+    """A Keras model plus the shared eval preprocessing, as encoded bytes -> probabilities
+    (softmax over the classes; per-label sigmoid for a multi-label model)."""
+    activation = tf.nn.sigmoid if multi_label else tf.nn.softmax
     from visiontrain.pipelines.preprocess import preprocess_for_eval
 
     @tf.function
@@ -44,8 +57,8 @@ def model_predictor(model, data: DataConfig) -> Callable:
             encoded,
             fn_output_signature=tf.TensorSpec([data.image_size] * 2 + [3], tf.uint8),
         )
-        return tf.nn.softmax(tf.cast(model(tf.cast(images, tf.float32), training=False),
-                                     tf.float32))
+        return activation(tf.cast(model(tf.cast(images, tf.float32), training=False),
+                                  tf.float32))
 
     return predict
 

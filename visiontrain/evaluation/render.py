@@ -230,3 +230,22 @@ def labelled_rows(rows: list[list[np.ndarray]], names: list[str], size: int,
         y = gap + r * (size + gap) + (size - _line_height(font)) // 2
         draw.text((4, y), name, fill="black", font=font)
     return np.asarray(canvas, np.uint8)
+
+
+def bar_chart(values: np.ndarray, names: list[str], title: str, width: int = 240) -> np.ndarray:
+    """One horizontal bar per name for values in [0, 1] (e.g. per-label AP), each bar
+    printed with its value, under `title`."""
+    font = _font()
+    names = [_shorten(n, _MAX_NAME_PX, font) for n in names]
+    line = _line_height(font) + 4
+    left = int(max((font.getlength(n) for n in names), default=0)) + 8
+    canvas = Image.new("RGB", (left + width + 56, line * (len(names) + 1) + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 2), title, fill="black", font=font)
+    for i, (name, value) in enumerate(zip(names, np.clip(values, 0.0, 1.0))):
+        y = line * (i + 1) + 2
+        draw.text((4, y), name, fill="black", font=font)
+        draw.rectangle([left, y + 2, left + max(1, int(round(value * width))), y + line - 4],
+                       fill=tuple(int(v) for v in _BLUE))
+        draw.text((left + width + 6, y), f"{value:.3f}", fill="black", font=font)
+    return np.asarray(canvas, np.uint8)

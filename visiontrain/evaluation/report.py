@@ -54,16 +54,20 @@ def count_table(loaded: dict) -> str:
 
 
 def sample_grid(data_dir: str, loaded: dict, per_class: int) -> np.ndarray:
-    """A uint8 RGB grid: one row per label, named on its left, up to `per_class` samples."""
+    """A uint8 RGB grid: one row per label, named on its left, up to `per_class` samples
+    (a multi-label image may appear in the row of each of its labels)."""
     rows = [[] for _ in loaded["labels"]]
     files = [os.path.join(data_dir, s["file"]) for split in loaded["splits"].values()
              for s in split["shards"]]
+    multi_label = loaded.get(schema.TASK) == schema.MULTI_LABEL
     for record in tf.data.TFRecordDataset(files):
-        features = schema.parse_example(record)
-        row = rows[int(features[schema.LABEL])]
-        if len(row) < per_class:
-            image = preprocess.decode_rgb(features[schema.ENCODED])
-            row.append(tf.cast(tf.image.resize_with_pad(image, _TILE, _TILE), tf.uint8).numpy())
+        features = schema.parse_example(record, multi_label)
+        for label in np.atleast_1d(features[schema.LABEL].numpy()):
+            row = rows[int(label)]
+            if len(row) < per_class:
+                image = preprocess.decode_rgb(features[schema.ENCODED])
+                row.append(tf.cast(tf.image.resize_with_pad(image, _TILE, _TILE),
+                                   tf.uint8).numpy())
         if all(len(r) >= per_class for r in rows):
             break
     return render.labelled_rows(rows, loaded["labels"], _TILE, _GAP)

@@ -22,6 +22,8 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
+from visiontrain.pipelines.balanced import SAMPLINGS
+from visiontrain.training.losses import LOSSES
 from visiontrain.training.optim import OPTIMIZERS
 from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
@@ -47,6 +49,9 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("float", "eval_crop_fraction", "Centre crop fraction for eval and serving.",
            lower_bound=0.05, upper_bound=1.0)
     define("integer", "shuffle_buffer", "Record shuffle buffer.", lower_bound=1)
+    define("enum", "sampling", "none: every training record once per epoch; balanced: a "
+           "seeded class-balanced draw (each class equally often, rare records repeat, "
+           "common ones are subsampled), same epoch length.", enum_values=SAMPLINGS)
     define("integer", "prefetch_batches", "Bounded prefetch (autotune has caused OOMs).",
            lower_bound=1)
     define("bool", "verify_sha256", "Hash every shard in the pre-flight check.")
@@ -124,6 +129,12 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("list", "step_decay_epochs", "Epochs at which step decay multiplies LR.")
     define("float", "step_decay_rate", "Step decay factor.", lower_bound=0.0, upper_bound=1.0)
     define("float", "label_smoothing", "Label smoothing.", lower_bound=0.0, upper_bound=0.5)
+    define("enum", "loss", "softmax: cross-entropy over the classes; bce: per-class sigmoid "
+           "binary cross-entropy (ResNet strikes back); auto: softmax for single-label data, "
+           "bce for multi-label. Label smoothing and MixUp/CutMix targets compose with each.",
+           enum_values=LOSSES)
+    define("string", "class_weights", "Weight each example's loss by its class: 'balanced' "
+           "(inverse training-class frequency, mean 1) or a JSON file {label: weight}; '' off.")
     define("float", "clip_norm", "Global gradient norm clip (0: off).", lower_bound=0.0)
     define("float", "ema_decay", "Keep an EMA of the weights with this decay, e.g. 0.9999 "
            "(0: off); evaluation reports raw and EMA weights.",

@@ -27,6 +27,10 @@ def define_evaluate_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         flag_values=fv)
     flags.DEFINE_integer("mistakes", 16, "Most confident mistakes drawn in mistakes.png.",
                          lower_bound=0, flag_values=fv)
+    flags.DEFINE_float("target_precision", 0.0, "Multi-label runs: tune each label's "
+                       "threshold on validation for this precision (the most recall reaching "
+                       "it); 0: for maximum F1.", lower_bound=0.0, upper_bound=1.0,
+                       flag_values=fv)
     flags.register_multi_flags_validator(
         ["run_dir", "saved_model"], lambda f: bool(f["run_dir"]) != bool(f["saved_model"]),
         message="Pass exactly one of --run_dir and --saved_model.", flag_values=fv)

@@ -17,7 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import data_service, epoch_order, preprocess, schema, tfds_reader
+from visiontrain.pipelines import balanced, data_service, epoch_order, preprocess, tfds_reader
 from visiontrain.pipelines.record_sources import (
     IMAGE,
     KEY,
@@ -106,6 +106,7 @@ def make_train_dataset(
     num_pipelines: int = 1,
     pipeline_id: int = 0,
     with_keys: bool = False,
+    class_counts: Sequence[int] | None = None,
 ) -> tf.data.Dataset:
     """`epochs` epochs of training batches for one input pipeline, from `epoch` on.
 
@@ -127,9 +128,12 @@ def make_train_dataset(
       num_pipelines: input pipelines in the job (workers).
       pipeline_id: this pipeline's index.
       with_keys: also yield each record's key (exactly-once tests).
+      class_counts: training records per class: draw the classes balanced (see
+        `balanced`) instead of every record once per epoch; None: every record once.
 
     Returns:
-      A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys.
+      A dataset of (uint8 images [B, S, S, 3], int32 labels [B]) batches, plus keys;
+      a multi-label source's labels are [B, C] multi-hot.
 
     Example:
       >>> reader = make_reader(DataConfig(data_dir="shards"))
@@ -148,14 +152,15 @@ def make_train_dataset(
     def parse(seed, index, record):
         return _outputs(crop(record[IMAGE], tf.stack([seed, index])), record, with_keys)
 
+    if config.tf_data_service and class_counts is not None:
+        raise ValueError("--sampling=balanced runs in this process only; drop "
+                         "--tf_data_service or --sampling=balanced.")
     if config.tf_data_service:
         return _service_train_dataset(
             source, share, config, parse, epoch=epoch, epochs=epochs, batch_size=batch_size,
             records_per_epoch=records_per_epoch, start_record=start_record)
 
-    @_plain
-    def one_epoch(this_epoch):
-        seed = epoch_order.epoch_seed(config.seed, this_epoch, pipeline_id)
+    def read_share(seed):
         paths = tf.constant([f.path for f in share.files])
         # Shuffling the file order first lets a small record buffer still mix the data.
         # Sharding by record needs one file order in every pipeline: it stays fixed.
@@ -164,16 +169,32 @@ def make_train_dataset(
         records = read_files(source, paths)
         if share.policy == "record":
             records = records.shard(share.num_pipelines, share.pipeline_id)
-        # The remainder goes before the shuffle: the mask indexes the fixed read order.
-        if records_per_epoch < share.num_records:
-            records = drop_remainder(
-                records, epoch_order.remainder_mask(share.num_records, records_per_epoch, seed))
+        return records
+
+    def shuffle(records, seed):
         # A graph-level seed of our own for this function's graph only: the order then
         # follows the epoch seed alone, whatever the process-wide seed (with which, if 0,
         # `shuffle` could not take a tensor seed at all).
         tf.compat.v1.set_random_seed(_SHUFFLE_GRAPH_SEED)
-        records = records.shuffle(config.shuffle_buffer, seed=seed,
-                                  reshuffle_each_iteration=False)
+        return records.shuffle(config.shuffle_buffer, seed=seed,
+                               reshuffle_each_iteration=False)
+
+    @_plain
+    def one_epoch(this_epoch):
+        seed = epoch_order.epoch_seed(config.seed, this_epoch, pipeline_id)
+        if class_counts is not None:
+            # Each pass over the share in its own seeded order; see `balanced`.
+            records = balanced.balanced_stream(
+                _plain(lambda number: shuffle(read_share(balanced.pass_seed(seed, number)),
+                                              balanced.pass_seed(seed, number))),
+                lambda record: record[LABEL], class_counts, seed)
+        else:
+            records = read_share(seed)
+            # The remainder goes before the shuffle: the mask indexes the fixed read order.
+            if records_per_epoch < share.num_records:
+                records = drop_remainder(records, epoch_order.remainder_mask(
+                    share.num_records, records_per_epoch, seed))
+            records = shuffle(records, seed)
         # take, then skip, both before decoding: skipping a consumed record costs no decode.
         first = tf.where(this_epoch == epoch, tf.constant(start_record, tf.int64), 0)
         records = records.take(records_per_epoch).skip(first)
@@ -290,6 +311,7 @@ class Reader:
         self.source = source
         self.config = config
         self.labels = source.labels
+        self.multi_label = source.multi_label
 
     @property
     def digest(self) -> str:
@@ -299,6 +321,14 @@ class Reader:
     def preflight(self) -> None:
         """Checks the source's files, and that the tf.data service answers when configured."""
         self.source.preflight()
+        if self.config.sampling == "balanced":
+            if self.multi_label:
+                raise ValueError("--sampling=balanced draws one class per image; for "
+                                 "multi-label data use --class_weights=balanced instead.")
+            if self.class_counts("train") is None:
+                raise ValueError("--sampling=balanced needs the class counts that only "
+                                 "visiontrain-data shards record; convert the data with "
+                                 "visiontrain-data build.")
         if self.config.tf_data_service:
             data_service.check_dispatcher(self.config.tf_data_service)
 
@@ -311,11 +341,16 @@ class Reader:
         self, *, epoch: int, batch_size: int, records_per_epoch: int, start_record: int = 0,
         epochs: int = 1, num_pipelines: int = 1, pipeline_id: int = 0, with_keys: bool = False,
     ) -> tf.data.Dataset:
-        """See `make_train_dataset`."""
+        """See `make_train_dataset`; `--sampling=balanced` passes the class counts."""
+        counts = None
+        if self.config.sampling == "balanced":
+            by_name = self.class_counts("train")
+            counts = [by_name.get(label, 0) for label in self.labels]
         return make_train_dataset(
             self.source, self.config, epoch=epoch, batch_size=batch_size,
             records_per_epoch=records_per_epoch, start_record=start_record, epochs=epochs,
             num_pipelines=num_pipelines, pipeline_id=pipeline_id, with_keys=with_keys,
+            class_counts=counts,
         )
 
     def eval_dataset(
@@ -326,6 +361,13 @@ class Reader:
         return make_eval_dataset(self.source, self.config, batch_size=batch_size,
                                  num_pipelines=num_pipelines, pipeline_id=pipeline_id,
                                  with_keys=with_keys)
+
+    def class_counts(self, split: str) -> dict[str, int] | None:
+        """Examples per label in `split` as the manifest records them; None for sources
+        without a manifest (TFDS)."""
+        if not isinstance(self.source, ShardSource):
+            return None
+        return dict(self.source.manifest["splits"][split]["class_counts"])
 
     def log_sharding(self, num_pipelines: int) -> None:
         """See `log_sharding`."""
@@ -338,26 +380,3 @@ def make_reader(config: DataConfig) -> Reader:
     if spec:
         return Reader(tfds_reader.TfdsSource(spec, config.tfds_data_dir), config)
     return Reader(ShardSource(config.data_dir, config.verify_sha256), config)
-
-
-def encoded_records(
-    data_dir: str, split: str, batch_size: int, interleave: bool = False
-) -> tf.data.Dataset:
-    """(encoded image bytes [B], labels [B]) of a split, unprocessed.
-
-    In file order; with `interleave`, one record of each shard in turn, so a short
-    prefix samples every shard (shards are written round-robin over classes).
-    """
-    files = [f.path for f in ShardSource(data_dir).files(split)]
-
-    def parse(serialized):
-        features = schema.parse_example(serialized)
-        return features[schema.ENCODED], tf.cast(features[schema.LABEL], tf.int32)
-
-    if interleave:
-        records = tf.data.Dataset.from_tensor_slices(files).interleave(
-            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
-        )
-    else:
-        records = tf.data.TFRecordDataset(files)
-    return records.map(parse).batch(batch_size)

@@ -11,10 +11,15 @@ is kept; test is held out (not converted); an empty split is left to the convert
 stratified split.
 
 A row that cannot be used becomes a skipped entry named by its line number, so the
-manifest accounts for every row and `--strict` can refuse the build: a missing file,
-an empty label, an unknown split, a second row for a file already listed (a repeat,
-or a conflict when the labels differ: then no row of that file is used, since which
-one is right cannot be told). One label per image: multi-label rows are refused.
+manifest accounts for every row and `--strict` can refuse the build: no path, a
+missing file, an empty label, an unknown split, a second row for a file already
+listed (a repeat, or a conflict when the labels differ: then no row of that file is
+used, since which one is right cannot be told). A label named twice in one row
+counts once.
+
+Multi-label: when any usable row names several labels, the file is a multi-label
+dataset and every item carries its set of labels (a row with one label is a set of
+one); the manifest records the task. Otherwise it is single-label, as before.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ class _Row:
     split: str
 
 
+def _label_set(names) -> tuple[str, ...]:
+    """A row's labels, stripped, without blanks or repeats, sorted."""
+    return tuple(sorted({name.strip() for name in names if name.strip()}))
+
+
 def is_label_file(source: str) -> bool:
     """True when `--source` names a label file rather than a folder or TFDS."""
     return source.lower().endswith(SUFFIXES) and not os.path.isdir(source)
@@ -60,7 +70,7 @@ def _csv_rows(path: str) -> Iterator[_Row]:
             text = (row.get(label_column) or "").strip()
             labels = text.split(LABEL_SEPARATOR) if label_column == "labels" else [text]
             yield _Row(reader.line_num, (row.get("path") or "").strip(),
-                       tuple(s.strip() for s in labels if s.strip()),
+                       _label_set(labels),
                        (row.get("split") or "").strip())
 
 
@@ -75,7 +85,7 @@ def _jsonl_rows(path: str) -> Iterator[_Row]:
                 if isinstance(labels, str) or not isinstance(labels, list):
                     raise TypeError("labels must be a list")
                 yield _Row(line, str(row.get("path") or "").strip(),
-                           tuple(str(s).strip() for s in labels if str(s).strip()),
+                           _label_set(str(s) for s in labels),
                            str(row.get("split") or "").strip())
             except (ValueError, TypeError, AttributeError) as err:
                 raise ValueError(
@@ -90,9 +100,6 @@ def _problem(row: _Row, base: str) -> str:
         return "no path"
     if not row.labels:
         return "empty label"
-    if len(row.labels) > 1:
-        return (f"{len(row.labels)} labels {list(row.labels)}; multi-label is not supported "
-                "yet: give one label per image")
     if row.split.lower() not in _SPLITS:
         return f"unknown split {row.split!r}: use train, val, validation, test or leave it empty"
     if not os.path.isfile(os.path.join(base, row.path)):
@@ -129,7 +136,7 @@ def scan_label_file(path: str) -> Source:
             stray.append((f"{name}:{row.line}", f"line {row.line}: repeats line {earlier.line}"))
         else:
             stray.append((f"{name}:{row.line}", f"line {row.line}: {row.path} is labelled "
-                          f"{row.labels[0]!r} here and {earlier.labels[0]!r} on line "
+                          f"{_names(row.labels)} here and {_names(earlier.labels)} on line "
                           f"{earlier.line}; no row of it is used"))
             conflicted.add(real)
     usable = [row for real, row in first.items() if real not in conflicted]
@@ -137,7 +144,8 @@ def scan_label_file(path: str) -> Source:
         row = first[real]
         stray.append((f"{name}:{row.line}", f"line {row.line}: {row.path} has conflicting "
                       "labels (see the later line)"))
-    labels = sorted({row.labels[0] for row in usable})
+    labels = sorted({label for row in usable for label in row.labels})
+    multi_label = any(len(row.labels) > 1 for row in usable)
     if len(labels) < 2:
         raise ValueError(
             f"--source={path} names {len(labels)} usable label(s) {labels}; a classifier needs "
@@ -150,7 +158,13 @@ def scan_label_file(path: str) -> Source:
         if split is None:
             stray.append((os.path.normpath(row.path), f"line {row.line}: split test is held out"))
             continue
-        items.append(SourceItem(os.path.normpath(row.path), index[row.labels[0]], split or None,
-                                path=os.path.join(base, row.path)))
+        ids = tuple(index[label] for label in row.labels)
+        items.append(SourceItem(os.path.normpath(row.path), ids if multi_label else ids[0],
+                                split or None, path=os.path.join(base, row.path)))
+    kind = "multi-label file" if multi_label else "label file"
     return Source(tuple(labels), tuple(items), tuple(sorted(stray)), (),
-                  f"label file ({len(rows)} rows)")
+                  f"{kind} ({len(rows)} rows)")
+
+
+def _names(labels: tuple[str, ...]) -> str:
+    return repr(labels[0]) if len(labels) == 1 else repr(list(labels))

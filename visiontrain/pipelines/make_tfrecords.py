@@ -153,15 +153,18 @@ def _write_shard(prepared, out_dir, name, shard, labels, progress) -> tuple[str,
                     f"{item.relpath} passed the gate when scanned but not when written "
                     f"({result}); did it change during the build? Rerun to rescan"
                 )
+            ids = sources.label_ids(item.label)
             example = schema.make_example(
                 encoded=result.encoded, image_format=result.format, label=item.label,
-                text=labels[item.label], height=result.height, width=result.width,
+                text=schema.TEXT_SEPARATOR.join(labels[i] for i in ids),
+                height=result.height, width=result.width,
                 filename=item.relpath, sha256=hashlib.sha256(result.encoded).hexdigest(),
             )
             # Map fields serialize in hash order unless asked; byte-identical reruns need this.
             writer.write(example.SerializeToString(deterministic=True))
             records += 1
-            class_counts[labels[item.label]] = class_counts.get(labels[item.label], 0) + 1
+            for i in ids:
+                class_counts[labels[i]] = class_counts.get(labels[i], 0) + 1
     entry = {"file": name, "records": records, "bytes": os.path.getsize(tmp),
              "sha256": fileio.sha256_file(tmp)}
     return tmp, {"shard": entry, "class_counts": class_counts}
@@ -261,7 +264,8 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         _remove_stale(cfg.output, {
             schema.shard_name(s, i, len(p)) for s, p in plans.items() for i in range(len(p))})
         for split, plan in plans.items():
-            counts = {source.labels[i]: sum(1 for s in plan for m in s if m.label == i)
+            counts = {source.labels[i]: sum(1 for s in plan for m in s
+                                            if i in sources.label_ids(m.label))
                       for i in range(len(source.labels))}
             logging.info("%s: %d images, per class %s", split, sum(map(len, plan)), counts)
         splits = {s: _write_split(pool, cfg, s, p, hashes, source.labels) for s, p in plans.items()}
@@ -270,6 +274,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         "source": cfg.source, "flags": config_lib.to_dict(cfg),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,
+        schema.TASK: schema.MULTI_LABEL if source.multi_label else schema.SINGLE_LABEL,
         "skipped": skipped, "layout": source.layout,
         "links_not_followed": [{"link": k, "reason": r} for k, r in source.links],
         "duplicates": {"within_split": within, "across_splits": across},

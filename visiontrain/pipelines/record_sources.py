@@ -32,10 +32,12 @@ class RecordSource(Protocol):
     """A split-by-split list of TFRecord files and how to parse them.
 
     `read(path)` yields, in file order, dicts of IMAGE (the still-encoded image
-    bytes), LABEL (int32) and KEY (a string naming the record, for exactly-once checks).
+    bytes), LABEL (int32: the class index, or with `multi_label` the [C] multi-hot
+    vector) and KEY (a string naming the record, for exactly-once checks).
     """
 
     labels: list[str]
+    multi_label: bool
 
     @property
     def digest(self) -> str:
@@ -64,11 +66,22 @@ def split_shards(data_dir: str, manifest: dict[str, Any], split: str) -> list[di
     ]
 
 
-@tf.autograph.experimental.do_not_convert
-def _parse_shard_record(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    features = schema.parse_example(serialized)
-    return {IMAGE: features[schema.ENCODED], LABEL: tf.cast(features[schema.LABEL], tf.int32),
-            KEY: features[schema.SHA256]}
+def is_multi_label(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest's shards are multi-label (manifests before the task key are not)."""
+    return manifest.get(schema.TASK, schema.SINGLE_LABEL) == schema.MULTI_LABEL
+
+
+def make_record_parser(num_classes: int, multi_label: bool):
+    """serialized tf.Example -> {IMAGE, LABEL, KEY}; a multi-label LABEL is multi-hot."""
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = schema.parse_example(serialized, multi_label)
+        label = features[schema.LABEL]
+        label = schema.multi_hot(label, num_classes) if multi_label else tf.cast(label, tf.int32)
+        return {IMAGE: features[schema.ENCODED], LABEL: label, KEY: features[schema.SHA256]}
+
+    return parse
 
 
 class ShardSource:
@@ -79,6 +92,8 @@ class ShardSource:
         self.verify_sha256 = verify_sha256
         self.manifest = manifest_lib.load_manifest(data_dir)
         self.labels = list(self.manifest["labels"])
+        self.multi_label = is_multi_label(self.manifest)
+        self._parse = make_record_parser(len(self.labels), self.multi_label)
 
     @property
     def digest(self) -> str:
@@ -96,4 +111,30 @@ class ShardSource:
 
     def read(self, path: tf.Tensor) -> tf.data.Dataset:
         """The parsed records of one shard."""
-        return tf.data.TFRecordDataset(path).map(_parse_shard_record)
+        return tf.data.TFRecordDataset(path).map(self._parse)
+
+
+def encoded_records(
+    data_dir: str, split: str, batch_size: int, interleave: bool = False
+) -> tf.data.Dataset:
+    """(encoded image bytes [B], labels [B]) of a split, unprocessed; multi-label data
+    gives [B, C] multi-hot labels.
+
+    In file order; with `interleave`, one record of each shard in turn, so a short
+    prefix samples every shard (shards are written round-robin over classes).
+    """
+    source = ShardSource(data_dir)
+    files = [f.path for f in source.files(split)]
+    parse_record = make_record_parser(len(source.labels), source.multi_label)
+
+    def parse(serialized):
+        record = parse_record(serialized)
+        return record[IMAGE], record[LABEL]
+
+    if interleave:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=len(files), block_length=1
+        )
+    else:
+        records = tf.data.TFRecordDataset(files)
+    return records.map(parse).batch(batch_size)

@@ -2,10 +2,15 @@
 
 The keys follow TF Model Garden's classification decoder
 (official/vision/dataloaders/classification_input.py), so our shards also feed
-Model Garden, and its shards feed us.
+Model Garden, and its shards feed us. A multi-label record keeps the same key and
+stores all its class indices as an int64 list, which is what Model Garden's
+multi-label decoder (`is_multilabel=True`) reads; its TEXT joins the class names
+with TEXT_SEPARATOR. Which of the two a dataset holds is the manifest's TASK.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -29,6 +34,15 @@ FEATURES = {
     SHA256: tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
+# A multi-label record's label is a list of any length (MG: VarLenFeature).
+MULTI_LABEL_FEATURES = {**FEATURES, LABEL: tf.io.VarLenFeature(tf.int64)}
+
+TEXT_SEPARATOR = "|"
+# The manifest key naming the task, and its values; a manifest without it is single-label.
+TASK = "task"
+SINGLE_LABEL = "single_label"
+MULTI_LABEL = "multi_label"
+
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
 SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
@@ -38,15 +52,16 @@ def _bytes(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def _int(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+def _int(value: int | Sequence[int]) -> tf.train.Feature:
+    values = [value] if isinstance(value, int) else list(value)
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
 def make_example(
     *,
     encoded: bytes,
     image_format: str,
-    label: int,
+    label: int | Sequence[int],
     text: str,
     height: int,
     width: int,
@@ -58,8 +73,9 @@ def make_example(
     Args:
       encoded: the encoded image bytes (JPEG or PNG).
       image_format: "jpeg" or "png", matching `encoded`.
-      label: the integer class index (see labels.json).
-      text: the class name.
+      label: the integer class index (see labels.json), or every class index of a
+        multi-label image.
+      text: the class name (multi-label: the names joined by TEXT_SEPARATOR).
       height: decoded image height in pixels.
       width: decoded image width in pixels.
       filename: the source file, relative to the source root.
@@ -84,9 +100,21 @@ def make_example(
     )
 
 
-def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parses one serialized example into a feature dict keyed by the schema keys."""
-    return tf.io.parse_single_example(serialized, FEATURES)
+def parse_example(serialized: tf.Tensor, multi_label: bool = False) -> dict[str, tf.Tensor]:
+    """Parses one serialized example into a feature dict keyed by the schema keys.
+
+    With `multi_label`, LABEL is the dense int64 vector of the record's class indices.
+    """
+    if not multi_label:
+        return tf.io.parse_single_example(serialized, FEATURES)
+    features = tf.io.parse_single_example(serialized, MULTI_LABEL_FEATURES)
+    return {**features, LABEL: tf.sparse.to_dense(features[LABEL])}
+
+
+def multi_hot(indices: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """The int32 [num_classes] multi-hot vector of a record's class indices."""
+    hot = tf.one_hot(tf.cast(indices, tf.int32), num_classes, dtype=tf.int32)
+    return tf.reduce_max(tf.concat([hot, tf.zeros([1, num_classes], tf.int32)], 0), axis=0)
 
 
 def shard_name(split: str, index: int, count: int) -> str:

@@ -28,7 +28,8 @@ class SourceItem:
     """One source image: `relpath` is what the manifest and the example record."""
 
     relpath: str
-    label: int
+    # The class index; a multi-label item's is the sorted tuple of its class indices.
+    label: int | tuple[int, ...]
     split: str | None = None
     path: str | None = None
     data: bytes | None = None
@@ -53,6 +54,15 @@ class Source:
     links: tuple[tuple[str, str], ...] = ()
     # How the tree was read, for the log: "class folders" or which split folders.
     layout: str = ""
+
+    @property
+    def multi_label(self) -> bool:
+        return any(not isinstance(item.label, int) for item in self.items)
+
+
+def label_ids(label: int | tuple[int, ...]) -> tuple[int, ...]:
+    """An item's class indices, one for a single-label item."""
+    return (label,) if isinstance(label, int) else tuple(label)
 
 
 @dataclasses.dataclass
@@ -246,9 +256,10 @@ def stratified_split(
     """Assigns a split to every item without one: per class, a seeded val_fraction.
 
     Each class with at least 2 items gives at least 1 to validation and keeps at
-    least 1 for training, so both splits see every class.
+    least 1 for training, so both splits see every class. Multi-label items are
+    stratified by their set of labels.
     """
-    by_label: dict[int, list[SourceItem]] = {}
+    by_label: dict[int | tuple[int, ...], list[SourceItem]] = {}
     for item in items:
         if item.split is None:
             by_label.setdefault(item.label, []).append(item)
@@ -258,7 +269,7 @@ def stratified_split(
         count = round(len(members) * val_fraction)
         if len(members) >= 2 and val_fraction > 0:
             count = min(max(count, 1), len(members) - 1)
-        order = np.random.default_rng([seed, label]).permutation(len(members))
+        order = np.random.default_rng([seed, *label_ids(label)]).permutation(len(members))
         chosen.update(members[i].relpath for i in order[:count])
     return [
         item

@@ -37,6 +37,8 @@ class TfdsSource:
             raise ValueError(f"unknown TFDS dataset {spec!r} ({err}); check --data_dir") from err
         self.image_key, self.label_key = feature_keys(self.builder)
         self.labels = list(self.builder.info.features[self.label_key].names)
+        # A ClassLabel feature holds one class per image.
+        self.multi_label = False
 
     def preflight(self) -> None:
         """Refuses an unprepared dataset, one without train and validation, or not TFRecord."""

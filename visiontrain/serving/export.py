@@ -31,7 +31,7 @@ import numpy as np
 
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.fileio import publish, write_json_atomic
-from visiontrain.pipelines import datasets, preprocess
+from visiontrain.pipelines import preprocess, record_sources
 from visiontrain.serving import check, signatures, tflite, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
@@ -68,7 +68,7 @@ def sample_images(data_dir: str, split: str, count: int) -> list[bytes]:
             f"The run's data_dir {data_dir!r} is gone; the export checks run on its "
             f"{split} images. Restore the shards (or pass them to the run's config)."
         )
-    records = datasets.encoded_records(data_dir, split, batch_size=1, interleave=True)
+    records = record_sources.encoded_records(data_dir, split, batch_size=1, interleave=True)
     return [e[0] for e, _ in records.take(count).as_numpy_iterator()]
 
 
@@ -139,14 +139,19 @@ def check_export(out_dir: str, requests, expected) -> dict[str, Any]:
 
 def export_run(
     config: ExportConfig, model: keras.Model, labels: list[str], data: DataConfig,
-    results: dict[str, Any],
+    results: dict[str, Any], thresholds: dict[str, Any] | None = None,
 ) -> str:
     """Exports a loaded run into `config.export_dir/<version>`; returns that path.
 
     Args:
       config: where to export and what to check.
       model, labels, data, results: the run, as `training.rundir.load_run` returns it.
+      thresholds: a multi-label run's thresholds record (RUN/thresholds.json, written
+        by visiontrain-evaluate): baked into the graph and kept in the metadata.
     """
+    if thresholds is not None and list(thresholds["labels"]) != list(labels):
+        raise ValueError(f"The thresholds name labels {thresholds['labels']}, the run "
+                         f"{labels}; tune them again with visiontrain-evaluate --run_dir.")
     version = next_version(config.export_dir) if config.version == "auto" else int(config.version)
     final = os.path.join(config.export_dir, str(version))
     if os.path.exists(final):
@@ -156,7 +161,8 @@ def export_run(
     if config.tflite and config.tflite not in tflite.MODES:
         raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
     archive, endpoints = signatures.build_archive(
-        model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels
+        model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels,
+        None if thresholds is None else thresholds["thresholds"],
     )
     encoded = sample_images(data.data_dir, "validation", CHECK_IMAGES)
     requests = signatures.sample_requests(encoded, data.image_size)
@@ -179,6 +185,8 @@ def export_run(
             "weights_record": weights,
             "validation": results.get("validation", {}),
             "version": version,
+            "task": "single_label" if thresholds is None else "multi_label",
+            **({} if thresholds is None else {"thresholds": thresholds}),
         })
         warmup.write_warmup(tmp, requests)
         report = {"version": version, "check_images": len(encoded), **check_export(

@@ -54,9 +54,14 @@ def _reason(err: tf.errors.OpError) -> str:
     return re.sub(r"element\(s\) at index \d+ (are|is)", "the file is", text)
 
 
-def _top_k(out: dict[str, tf.Tensor], row: int) -> list[dict[str, Any]]:
+def _answer(path: str, out: dict[str, tf.Tensor], row: int) -> dict[str, Any]:
+    """{"file", "top_k"}, and for a multi-label export "labels": those above threshold."""
     labels, scores = out["top_k_labels"].numpy()[row], out["top_k_scores"].numpy()[row]
-    return [{"label": t.decode(), "score": float(s)} for t, s in zip(labels, scores)]
+    answer = {"file": path,
+              "top_k": [{"label": t.decode(), "score": float(s)} for t, s in zip(labels, scores)]}
+    if "labels" in out:
+        answer["labels"] = [t.decode() for t in out["labels"].numpy()[row] if t]
+    return answer
 
 
 def predict_files(
@@ -68,7 +73,7 @@ def predict_files(
     refuses it, each file goes alone, so one bad file costs only its own answer.
 
     Returns:
-      (predictions: {"file", "top_k"} per good file, in order,
+      (predictions: {"file", "top_k"[, "labels"]} per good file, in order,
        failures: {"file", "error"} per file that could not be answered).
     """
     serve = load_signature(saved_model_dir)
@@ -80,14 +85,14 @@ def predict_files(
         return [], failures
     try:
         out = serve(image_bytes=tf.constant([contents[p] for p in good]))
-        return [{"file": p, "top_k": _top_k(out, i)} for i, p in enumerate(good)], failures
+        return [_answer(p, out, i) for i, p in enumerate(good)], failures
     except tf.errors.InvalidArgumentError:
         pass
     predictions = []
     for path in good:
         try:
             out = serve(image_bytes=tf.constant([contents[path]]))
-            predictions.append({"file": path, "top_k": _top_k(out, 0)})
+            predictions.append(_answer(path, out, 0))
         except tf.errors.InvalidArgumentError as err:
             failures.append({"file": path, "error": _reason(err)})
     return predictions, sorted(failures, key=lambda f: files.index(f["file"]))
@@ -99,6 +104,21 @@ def saved_model_predictor(saved_model_dir: str) -> tuple[Callable, list[str]]:
     metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
     labels = json.load(open(metadata))["labels"] if os.path.exists(metadata) else []
     return (lambda encoded: serve(image_bytes=encoded)["probabilities"]), labels
+
+
+def saved_model_thresholds(saved_model_dir: str) -> dict[str, Any]:
+    """The per-label thresholds record a multi-label export carries in its metadata.
+
+    Raises:
+      ValueError: the export has none (a single-label export, or an older one).
+    """
+    metadata = os.path.join(saved_model_dir, "assets.extra", "visiontrain.json")
+    record = json.load(open(metadata)).get("thresholds") if os.path.exists(metadata) else None
+    if record is None:
+        raise ValueError(f"{saved_model_dir} carries no per-label thresholds, so it is not a "
+                         "multi-label export; evaluate multi-label data with a multi-label "
+                         "model (or its run: --run_dir).")
+    return record
 
 
 def saved_model_image_size(saved_model_dir: str) -> int:

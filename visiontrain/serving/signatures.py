@@ -8,9 +8,17 @@ Each returns probabilities float32 [None, C], top_k_indices int32 [None, k],
 top_k_scores float32 [None, k] and top_k_labels string [None, k]. Every signature
 runs the shared evaluation preprocessing (`pipelines.preprocess`), after the
 in-graph request checks of `serving.validate`.
+
+A multi-label model (exported with per-label thresholds) returns per-label sigmoid
+probabilities instead of a softmax, and one more output, labels string [None, C]: the
+names of the labels whose probability reaches their threshold, most probable first,
+padded with "" to C. A dense string tensor, so TF Serving's REST API returns it as
+one JSON list per image, e.g. "labels": ["3", "7", "", "", ""].
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -25,6 +33,18 @@ INPUTS = {
     "predict_tf_example": "examples",
 }
 OUTPUTS = ("probabilities", "top_k_indices", "top_k_scores", "top_k_labels")
+MULTI_LABEL_OUTPUTS = (*OUTPUTS, "labels")
+
+
+def labels_above(probabilities: tf.Tensor, thresholds: tf.Tensor,
+                 class_names: tf.Tensor) -> tf.Tensor:
+    """string [B, C]: the labels reaching their threshold, most probable first, then ""."""
+    above = probabilities >= thresholds
+    # Labels above threshold sort before all others (probabilities are in [0, 1]).
+    order = tf.argsort(tf.cast(above, tf.float32) * 2.0 + probabilities, direction="DESCENDING",
+                       stable=True)
+    names = tf.gather(class_names, order)
+    return tf.where(tf.gather(above, order, batch_dims=1), names, "")
 
 
 def build_archive(
@@ -34,8 +54,12 @@ def build_archive(
     crop_fraction: float,
     top_k: int,
     max_pixels: int,
+    thresholds: Sequence[float] | None = None,
 ) -> tuple[keras.export.ExportArchive, dict[str, tf.types.experimental.GenericFunction]]:
     """The three serving signatures around `model`, with the class names embedded.
+
+    With `thresholds` (one per label) the model is multi-label: sigmoid probabilities and
+    the `labels` output, with the thresholds baked into the graph as constants.
 
     Returns:
       The archive to write, and its endpoints by name, callable in process.
@@ -46,14 +70,21 @@ def build_archive(
 
     def outputs(images):
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        probabilities = tf.nn.softmax(logits)
+        if thresholds is None:
+            probabilities = tf.nn.softmax(logits)
+        else:
+            probabilities = tf.nn.sigmoid(logits)
         scores, indices = tf.math.top_k(probabilities, k)
-        return {
+        result = {
             "probabilities": probabilities,
             "top_k_indices": indices,
             "top_k_scores": scores,
             "top_k_labels": tf.gather(class_names, indices),
         }
+        if thresholds is not None:
+            result["labels"] = labels_above(probabilities, tf.constant(thresholds, tf.float32),
+                                            class_names)
+        return result
 
     def decode_all(encoded, input_name):
         encoded = validate.check_encoded(encoded, max_pixels, input_name)

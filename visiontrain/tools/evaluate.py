@@ -6,6 +6,12 @@
 Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
 and mistakes.png beside --output (or into --logdir), and logs both pictures as
 TensorBoard images to --logdir (default: the run's validation/ directory).
+
+Multi-label data (the manifest's task): a run's per-label thresholds are tuned on the
+validation split (max F1, or --target_precision) and written to RUN/thresholds.json,
+which export bakes in; a SavedModel is scored at the thresholds it carries. Prints
+per-label precision/recall/F1/AP/support, micro/macro F1, mAP, exact match and the
+label-cardinality error; draws per_label_ap.png; logs the scalars to TensorBoard.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
-    from visiontrain.evaluation import metrics, predictors
+    from visiontrain.evaluation import metrics, multilabel, multilabel_run, predictors
     from visiontrain.evaluation.report import draw_pictures, write_images
     from visiontrain.fileio import write_json_atomic
-    from visiontrain.pipelines import datasets
     from visiontrain.pipelines import manifest as manifest_lib
+    from visiontrain.pipelines import record_sources
     from visiontrain.serving import predict as serving_predict
     from visiontrain.training import rundir, summaries
 
@@ -38,8 +44,7 @@ def main(argv: list[str]) -> None:
                                       for name in ("run_dir", "saved_model", "data_dir"))
     if run_dir:
         model, labels, data, _ = rundir.load_run(run_dir)
-        predict, source = predictors.model_predictor(model, data), run_dir
-        image_size = data.image_size
+        source, image_size = run_dir, data.image_size
         data_dir = data_dir or data.data_dir
     else:
         if not data_dir:
@@ -49,15 +54,33 @@ def main(argv: list[str]) -> None:
         image_size = serving_predict.saved_model_image_size(saved_model)
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
-    predictors.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
-    records = datasets.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
-    probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
-    report = metrics.summarize(probabilities, labels_, labels)
-    report.update(source=source, data_dir=data_dir, split=FLAGS.split)
+    manifest = manifest_lib.load_manifest(data_dir)
+    multi = record_sources.is_multi_label(manifest)
+    if run_dir:
+        predict = predictors.model_predictor(model, data, multi_label=multi)
+    predictors.check_labels(labels, manifest["labels"], source)
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
                               if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
-    pictures = draw_pictures(report, mistakes, image_size)
+    if multi:
+        if run_dir:
+            thresholds = multilabel_run.tuned_thresholds(
+                predict, data_dir, manifest["labels"], FLAGS.target_precision, FLAGS.batch_size)
+            write_json_atomic(os.path.join(run_dir, rundir.THRESHOLDS), thresholds)
+        else:
+            thresholds = serving_predict.saved_model_thresholds(saved_model)
+        report, pictures = multilabel_run.evaluate(predict, data_dir, FLAGS.split,
+                                                   manifest["labels"], thresholds,
+                                                   FLAGS.batch_size)
+        if logdir:
+            multilabel_run.write_scalars(summaries.writer_for(logdir), FLAGS.split, report)
+    else:
+        records = record_sources.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
+        probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
+        report = metrics.summarize(probabilities, labels_, labels)
+        metrics.add_train_frequency(report, manifest["splits"]["train"].get("class_counts", {}))
+        pictures = draw_pictures(report, mistakes, image_size)
+    report.update(source=source, data_dir=data_dir, split=FLAGS.split)
     if image_dir:
         report["images"] = write_images(pictures, image_dir)
     if logdir:
@@ -66,7 +89,7 @@ def main(argv: list[str]) -> None:
             summaries.write_image(logdir, f"{FLAGS.split}/{name}", picture, step=0)
     if FLAGS.output:
         write_json_atomic(FLAGS.output, report)
-    print(metrics.format_report(report))
+    print((multilabel if multi else metrics).format_report(report))
 
 
 def run() -> None:

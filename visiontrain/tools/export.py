@@ -1,6 +1,9 @@
 """visiontrain-export: a training run becomes EXPORT/NAME/<version>/, a SavedModel.
 
     visiontrain-export --run_dir=RUN --export_dir=models/digits
+
+A multi-label run is exported with the per-label thresholds that visiontrain-evaluate
+tuned and wrote to RUN/thresholds.json (see serving/signatures.py for the outputs).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.serving.export import export_run
-    from visiontrain.training.rundir import load_run
+    from visiontrain.training.rundir import load_run, load_thresholds
 
     config = configs.export_config()
-    path = export_run(config, *load_run(config.run_dir))
+    model, labels, data, results = load_run(config.run_dir)
+    path = export_run(config, model, labels, data, results,
+                      load_thresholds(config.run_dir, data.data_dir))
     print(f"Exported SavedModel: {path}")
 
 

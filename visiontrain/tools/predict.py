@@ -32,7 +32,8 @@ def main(argv: list[str]) -> int:
         width = max(len(p["file"]) for p in predictions)
         for p in predictions:
             ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in p["top_k"])
-            print(f"{p['file']:<{width}}  {ranked}")
+            above = f"labels [{', '.join(p['labels'])}]  " if "labels" in p else ""
+            print(f"{p['file']:<{width}}  {above}{ranked}")
     for failure in failures:
         print(f"visiontrain-predict: error: {failure['file']}: {failure['error']}",
               file=sys.stderr)

@@ -29,13 +29,16 @@ from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
     checkpoints,
+    class_weights,
     data_errors,
+    losses,
     optim,
     rundir,
     schedules,
     steps,
     summaries,
     transfer,
+    validation,
 )
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.preemption import make_preemption_handler
@@ -120,7 +123,7 @@ def log_augmented_samples(
     """
     images, labels = next(iter(source.train_dataset(
         **position, batch_size=count, num_pipelines=1, pipeline_id=0)))
-    targets = tf.one_hot(labels, augmenter.num_classes)
+    targets = steps.targets_of(labels, augmenter.num_classes, source.multi_label)
     augmented, _ = augmenter(tf.cast(images, tf.float32), targets, step=tf.constant(step + 1),
                              replica_id=0)
     grid = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
@@ -183,6 +186,7 @@ def _train(
             f"{len(labels)} classes; drop the flag to take the count from the data."
         )
     model_config = dataclasses.replace(model_config, num_classes=len(labels))
+    config = dataclasses.replace(config, loss=losses.resolve(config.loss, source.multi_label))
     pipelines = num_input_pipelines(strategy)
     steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
     total_steps = config.epochs * steps_per_epoch
@@ -194,8 +198,12 @@ def _train(
         augment_lib.check_xla(augmenter, data.image_size)
     chief = is_chief(strategy)
     # Every check above passed; this refuses a rerun that would mix runs, else records it.
+    weights = class_weights.resolve(config.class_weights, labels, source.class_counts("train"))
+    if weights is not None:
+        logging.info("Class weights (--class_weights=%s): %s.", config.class_weights,
+                     ", ".join(f"{label} {w:.3g}" for label, w in zip(labels, weights)))
     records = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config)}
-    rundir.bind_run(config.run_dir, {**records, "labels": labels},
+    rundir.bind_run(config.run_dir, {**records, "labels": labels, "class_weights": weights},
                     rundir.run_record(strategy, source.digest, pipelines), flagfile, chief)
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.
@@ -225,20 +233,21 @@ def _train(
 
     train_fn = steps.make_train_step(
         model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
-        label_smoothing=config.label_smoothing, augmenter=augmenter, ema=ema,
-        jit_compile=config.jit_compile,
+        label_smoothing=config.label_smoothing, loss=config.loss, class_weights=weights,
+        augmenter=augmenter, ema=ema, jit_compile=config.jit_compile,
+        multi_label=source.multi_label,
     )
-    eval_fn = steps.make_eval_step(model, len(labels))
+    eval_fn = steps.make_eval_step(model, len(labels), config.loss, source.multi_label)
 
     train_steps = steps.make_multi_step(strategy, train_fn)
 
     @tf.function
     def eval_batch(images, labels):
-        sums, confusion = strategy.run(eval_fn, args=(images, labels))
+        sums, tally = strategy.run(eval_fn, args=(images, labels))
         return (strategy.reduce("SUM", sums, axis=None),
-                strategy.reduce("SUM", confusion, axis=None))
+                strategy.reduce("SUM", tally, axis=None))
 
-    confusion_matrices: dict[str, np.ndarray] = {}
+    tallies: dict[str, np.ndarray] = {}
 
     def evaluate_raw(kind: str = "raw") -> dict[str, float]:
         eval_ds = strategy.distribute_datasets_from_function(
@@ -247,15 +256,13 @@ def _train(
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
-        sums, confusion = tf.zeros([4]), tf.zeros([len(labels), len(labels)])
+        sums, tally = tf.zeros([4]), tf.zeros(steps.tally_shape(len(labels), source.multi_label))
         for images, labels_batch in eval_ds:
-            batch_sums, batch_confusion = eval_batch(images, labels_batch)
+            batch_sums, batch_tally = eval_batch(images, labels_batch)
             sums += batch_sums
-            confusion += batch_confusion
-        confusion_matrices[kind] = confusion.numpy().astype(np.int64)
-        loss, top1, top5, count = sums.numpy().tolist()
-        return {"loss": loss / count, "accuracy": top1 / count, "top5": top5 / count,
-                "examples": int(count)}
+            tally += batch_tally
+        tallies[kind] = tally.numpy()
+        return validation.metrics_of(sums.numpy(), tallies[kind], source.multi_label)
 
     def evaluate() -> dict[str, dict[str, float]]:
         """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
@@ -354,14 +361,9 @@ def _train(
             for kind, metrics in evals.items():
                 logging.info("Epoch %d (step %d): validation (%s weights) %s",
                              epoch + 1, step, kind, metrics)
-                with writers[rundir.VALIDATION_LOGS].as_default(step=step):
-                    suffix = "" if kind == "raw" else "_ema"
-                    for name in ("loss", "accuracy", "top5"):
-                        tf.summary.scalar(name + suffix, metrics[name])
-                if chief:
-                    summaries.write_confusion_matrix(
-                        log_dirs[rundir.VALIDATION_LOGS], "confusion_matrix" + suffix,
-                        confusion_matrices[kind], step, labels=labels)
+                validation.write_summaries(
+                    writers[rundir.VALIDATION_LOGS], log_dirs[rundir.VALIDATION_LOGS], kind,
+                    metrics, tallies[kind], labels, step, chief)
             ckpt.save(step)
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:
@@ -379,8 +381,8 @@ def _train(
         fileio.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
         summaries.write_hparams(
             config.run_dir, fileio.read_json(os.path.join(config.run_dir, rundir.CONFIG)),
-            {"validation/accuracy": evals[kind]["accuracy"],
-             "validation/top5": evals[kind]["top5"]}, step)
+            {f"validation/{name}": value for name, value in evals[kind].items()
+             if name != "examples"}, step)
     if config.final_weights:
         model.save_weights(config.final_weights)
     for writer in writers.values():

@@ -41,13 +41,14 @@ GROUPS: dict[str, tuple[str, str]] = {
 POLICY: dict[str, str] = {
     **dict.fromkeys(("model", "image_size", "dropout", "zero_init_residual", "sync_bn",
                      "pretrained"), "network"),
-    **dict.fromkeys(("global_batch_size", "seed", "shuffle_buffer"), "order"),
+    **dict.fromkeys(("global_batch_size", "seed", "shuffle_buffer", "sampling"), "order"),
     **dict.fromkeys(("optimizer", "base_lr", "scale_lr", "momentum", "nesterov", "weight_decay",
                      "warmup_epochs", "schedule", "step_decay_epochs", "step_decay_rate",
                      "label_smoothing", "clip_norm", "ema_decay", "dtype", "augment",
                      "augment_preset", "crop_area_min", "crop_area_max", "aspect_ratio_min",
                      "aspect_ratio_max", "freeze_epochs", "unfreeze", "fine_tune_lr",
                      "fine_tune_warmup_epochs", "freeze_bn", "layer_decay"), "recipe"),
+    **dict.fromkeys(("loss", "class_weights"), "recipe"),
     **dict.fromkeys(("run_dir", "data_dir", "tfds_data_dir", "final_weights"), "paths"),
     "epochs": "length",
     **dict.fromkeys(("eval_every", "eval_crop_fraction", "checkpoint_every_steps",
@@ -62,6 +63,7 @@ POLICY: dict[str, str] = {
 DERIVED = (
     ("dataset_manifest_sha256", "the dataset's manifest sha256", "--data_dir"),
     ("labels", "the label map", "--data_dir"),
+    ("class_weights", "the per-class loss weights", "--class_weights/--data_dir"),
     ("input_pipelines", "the number of input pipelines (one per worker)",
      "--strategy/--worker_hosts"),
 )

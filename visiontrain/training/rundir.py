@@ -32,6 +32,8 @@ from visiontrain import fileio
 from visiontrain.config import DataConfig, ModelConfig, from_dict
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
+from visiontrain.pipelines.manifest import load_manifest
+from visiontrain.pipelines.record_sources import is_multi_label
 from visiontrain.training import preemption, resume_policy
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.runlock import RunLock
@@ -42,6 +44,8 @@ VALIDATION_LOGS = "validation"
 CONFIG = "config.json"
 RUN = "run.json"
 RESULTS = "results.json"
+# Per-label decision thresholds of a multi-label run, tuned by visiontrain-evaluate.
+THRESHOLDS = "thresholds.json"
 FLAGS = "flags.txt"
 
 
@@ -83,7 +87,8 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
 
     Args:
       run_dir: the run directory; records found there are the previous run's.
-      config: what config.json is to hold ({"data", "model", "train", "labels"}).
+      config: what config.json is to hold ({"data", "model", "train", "labels"} and
+        "class_weights", the resolved per-class loss weights or None).
       run: what run.json is to hold (`run_record`).
       flagfile: flags.txt's text, compared flag by flag when both runs have one (else
         config.json is); "" from the library, which has no flags.
@@ -107,8 +112,11 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
             new = resume_policy.settings_from_config(config)
             replay = f"the values in {config_path}"
         refused, allowed = resume_policy.compare(old, new)
+        # The label map and class weights are bound through config.json.
+        bound = ("labels", "class_weights")
         refused += resume_policy.compare_derived(
-            {**old_run, "labels": old_config.get("labels")}, {**run, "labels": config["labels"]})
+            {**old_run, **{key: old_config.get(key) for key in bound}},
+            {**run, **{key: config.get(key) for key in bound}})
         if refused:
             raise ValueError(resume_policy.refusal_message(run_dir, refused, replay))
         # A worker's flags differ from the chief's in --task_index: only the chief tells.
@@ -164,3 +172,20 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
 
 def _has_ema(checkpoint: str) -> bool:
     return any(name.startswith("ema/") for name, _ in tf.train.list_variables(checkpoint))
+
+
+def load_thresholds(run_dir: str, data_dir: str) -> dict[str, Any] | None:
+    """A multi-label run's per-label thresholds (RUN/thresholds.json); None for single-label
+    data, whose manifest says so.
+
+    Raises:
+      ValueError: multi-label data, but no thresholds tuned yet; the message gives the command.
+    """
+    if not is_multi_label(load_manifest(data_dir)):
+        return None
+    path = os.path.join(run_dir, THRESHOLDS)
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} was trained on multi-label data and has no {THRESHOLDS} "
+                         "yet; tune them on validation first: visiontrain-evaluate "
+                         f"--run_dir={run_dir} [--target_precision=P].")
+    return read_json(path)

@@ -7,23 +7,27 @@ whatever the replica count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
+from visiontrain.training import losses
 
-def smoothed_cross_entropy(
-    labels: tf.Tensor, logits: tf.Tensor, label_smoothing: float
-) -> tf.Tensor:
-    """Per-example cross-entropy of soft or one-hot `labels` against float32 logits.
 
-    Smoothing is applied to whatever target arrives (MixUp/CutMix targets too), so the
-    two compose the way timm's SoftTargetCrossEntropy + smoothing does.
-    """
-    num_classes = tf.cast(tf.shape(logits)[-1], tf.float32)
-    targets = labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return tf.nn.softmax_cross_entropy_with_logits(targets, tf.cast(logits, tf.float32))
+def targets_of(labels: tf.Tensor, num_classes: int, multi_label: bool) -> tf.Tensor:
+    """float32 [B, C] targets of a batch's labels: one-hot class indices, or the multi-hot
+    vectors a multi-label reader gives."""
+    if multi_label:
+        return tf.cast(labels, tf.float32)
+    return tf.one_hot(labels, num_classes, dtype=tf.float32)
+
+
+def exact_matches(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Per example, 1.0 when the labels with sigmoid(logit) > 0.5 are exactly the target's
+    (mixed targets count their labels of weight >= 0.5)."""
+    return tf.cast(tf.reduce_all(tf.equal(logits > 0, targets >= 0.5), axis=-1), tf.float32)
 
 
 def make_train_step(
@@ -33,9 +37,12 @@ def make_train_step(
     num_classes: int,
     global_batch_size: int,
     label_smoothing: float,
+    loss: str = "softmax",
+    class_weights: Sequence[float] | None = None,
     augmenter: Callable | None = None,
     ema=None,
     jit_compile: bool = False,
+    multi_label: bool = False,
 ) -> Callable:
     """Returns step_fn(images uint8, labels int32, step) -> [loss_sum, correct].
 
@@ -45,29 +52,34 @@ def make_train_step(
 
     Runs inside `strategy.run`: the augmentation and the cast to float happen here,
     on each replica's device, not in the host input pipeline. `jit_compile` compiles
-    augmentation, forward and backward pass with XLA.
+    augmentation, forward and backward pass with XLA. With `multi_label`, labels are
+    [B, C] multi-hot and `correct` counts exact label-set matches.
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    loss_fn = losses.make_loss(loss, label_smoothing, class_weights)
 
     # XLA compiles the per-replica computation only: the input iterator, the
     # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
     # tf.function only then: it forbids merge_call, which synchronised BatchNorm needs.
     def gradients(images, labels, step):
         images = tf.cast(images, tf.float32)
-        targets = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        targets = targets_of(labels, num_classes, multi_label)
         if augmenter is not None:
             images, targets = augmenter(images, targets, training=True, step=step)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
-            per_example = smoothed_cross_entropy(targets, logits, label_smoothing)
+            per_example = loss_fn(targets, logits)
             loss = tf.reduce_sum(per_example) / global_batch_size
             if model.losses:
                 loss += tf.add_n(model.losses) / tf.distribute.get_strategy().num_replicas_in_sync
             scaled = optimizer.scale_loss(loss) if loss_scaled else loss
         grads = tape.gradient(scaled, model.trainable_variables)
-        correct = tf.reduce_sum(
-            tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
-        )
+        if multi_label:
+            correct = tf.reduce_sum(exact_matches(logits, targets))
+        else:
+            correct = tf.reduce_sum(
+                tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(targets, -1)), tf.float32)
+            )
         return grads, tf.reduce_sum(per_example), correct
 
     if jit_compile:
@@ -108,24 +120,48 @@ def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Call
     return train_steps
 
 
-def make_eval_step(model: keras.Model, num_classes: int) -> Callable:
-    """Returns step_fn(images, labels) -> ([loss_sum, top1, top5, count], confusion).
+def tally_shape(num_classes: int, multi_label: bool) -> list[int]:
+    """Shape of the eval step's count matrix: [C, C] confusion, or multi-label [C, 3]."""
+    return [num_classes, 3] if multi_label else [num_classes, num_classes]
 
-    `confusion` is the [C, C] count matrix of (true, predicted) pairs; like the sums it
-    adds up across batches and replicas.
+
+def make_eval_step(
+    model: keras.Model, num_classes: int, loss: str = "softmax", multi_label: bool = False
+) -> Callable:
+    """Returns step_fn(images, labels) -> ([loss_sum, top1, top5, count], tally).
+
+    The loss is the training `loss`, unsmoothed and unweighted. Single-label: `tally` is
+    the [C, C] count matrix of (true, predicted) pairs. Multi-label: top1 counts exact
+    label-set matches at sigmoid 0.5, top5 is 0, and `tally` is [C, 3]: true positives,
+    false positives and false negatives per label at 0.5. Like the sums, the tally adds
+    up across batches and replicas.
     """
     k = min(5, num_classes)
+    loss_fn = losses.make_loss(loss, label_smoothing=0.0)
 
-    def step_fn(images, labels):
-        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    def multi_label_step(logits, labels):
+        targets = targets_of(labels, num_classes, True)
+        predicted = tf.cast(logits > 0, tf.float32)
+        tally = tf.stack([tf.reduce_sum(predicted * targets, 0),
+                          tf.reduce_sum(predicted * (1 - targets), 0),
+                          tf.reduce_sum((1 - predicted) * targets, 0)], axis=1)
+        return loss_fn(targets, logits), exact_matches(logits, targets), tf.zeros([0]), tally
+
+    def single_label_step(logits, labels):
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         top1 = tf.cast(tf.equal(predicted, labels), tf.float32)
         top5 = tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
         confusion = tf.math.confusion_matrix(labels, predicted, num_classes, dtype=tf.float32)
-        sums = tf.stack([tf.reduce_sum(loss), tf.reduce_sum(top1), tf.reduce_sum(top5), count])
-        return sums, confusion
+        return loss_fn(tf.one_hot(labels, num_classes), logits), top1, top5, confusion
+
+    def step_fn(images, labels):
+        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        per_example, top1, top5, tally = (multi_label_step if multi_label
+                                          else single_label_step)(logits, labels)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        sums = tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(top1), tf.reduce_sum(top5),
+                         count])
+        return sums, tally
 
     return step_fn
 
