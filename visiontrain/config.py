@@ -205,6 +205,7 @@ class ExportConfig:
     top_k: int = 5
     max_pixels: int = 50_000_000
     tflite: str = ""
+    calibrate: bool = False
 
     def __post_init__(self):
         absolute_paths(self)

@@ -24,6 +24,9 @@ def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("enum", "tflite", "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] "
            "preprocessed input); int8 is calibrated on training images.",
            enum_values=["", "float32", "float16", "int8"])
+    define("bool", "calibrate", "Fit one temperature on the validation split (minimum NLL) and "
+           "bake it into every signature's probabilities; T and the NLL/Brier/ECE before and "
+           "after go to assets.extra/visiontrain.json.")
     flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
     flags.register_validator(
         "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),

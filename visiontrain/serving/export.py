@@ -8,7 +8,7 @@ loads and agrees in a process that imports nothing but TensorFlow.
     EXPORT/NAME/
       1/ saved_model.pb
          variables/
-         assets.extra/visiontrain.json                 labels, preprocessing, weights
+         assets.extra/visiontrain.json                 labels, preprocessing, weights, T
                      /tf_serving_warmup_requests       PredictionLog TFRecord
                      /export_report.json               checks and their figures
                      /model_<mode>.tflite              with --tflite
@@ -32,7 +32,7 @@ import numpy as np
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.fileio import publish, write_json_atomic
 from visiontrain.pipelines import datasets, preprocess
-from visiontrain.serving import check, signatures, tflite, warmup
+from visiontrain.serving import calibrate, check, signatures, tflite, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
@@ -81,7 +81,7 @@ def _call(endpoints: dict[str, Any], requests: dict[str, dict[str, Any]]):
 
 def tflite_report(
     model: keras.Model, data: DataConfig, mode: str, encoded: list[bytes],
-    served: np.ndarray, out_dir: str,
+    served: np.ndarray, out_dir: str, temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Converts to TFLite, writes it beside the SavedModel, compares its top-1."""
     def preprocessed(images):
@@ -93,7 +93,7 @@ def tflite_report(
     calibration = None
     if mode == "int8":
         calibration = preprocessed(sample_images(data.data_dir, "train", CALIBRATION_IMAGES))
-    flatbuffer = tflite.convert(model, data.image_size, mode, calibration)
+    flatbuffer = tflite.convert(model, data.image_size, mode, calibration, temperature)
     path = os.path.join(out_dir, "assets.extra", f"model_{mode}.tflite")
     with open(path, "wb") as f:
         f.write(flatbuffer)
@@ -155,8 +155,15 @@ def export_run(
         )
     if config.tflite and config.tflite not in tflite.MODES:
         raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
+    temperature, fitted = 1.0, None
+    if config.calibrate:
+        temperature, fitted = calibrate.fit(*calibrate.split_logits(model, data))
+        logging.info("Temperature %.4f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f.",
+                     temperature, fitted["before"]["ece"], fitted["after"]["ece"],
+                     fitted["before"]["nll"], fitted["after"]["nll"])
     archive, endpoints = signatures.build_archive(
-        model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels
+        model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels,
+        temperature,
     )
     encoded = sample_images(data.data_dir, "validation", CHECK_IMAGES)
     requests = signatures.sample_requests(encoded, data.image_size)
@@ -179,15 +186,16 @@ def export_run(
             "weights_record": weights,
             "validation": results.get("validation", {}),
             "version": version,
+            "temperature": temperature,
+            "calibration": fitted,
         })
         warmup.write_warmup(tmp, requests)
-        report = {"version": version, "check_images": len(encoded), **check_export(
-            tmp, requests, expected
-        )}
+        report = {"version": version, "check_images": len(encoded), "calibration": fitted,
+                  **check_export(tmp, requests, expected)}
         if config.tflite:
             report["tflite"] = tflite_report(
                 model, data, config.tflite, encoded,
-                expected["serving_default"]["probabilities"], tmp,
+                expected["serving_default"]["probabilities"], tmp, temperature,
             )
         write_json_atomic(os.path.join(tmp, REPORT), report)
         publish(tmp, final)

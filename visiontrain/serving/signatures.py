@@ -34,8 +34,11 @@ def build_archive(
     crop_fraction: float,
     top_k: int,
     max_pixels: int,
+    temperature: float = 1.0,
 ) -> tuple[keras.export.ExportArchive, dict[str, tf.types.experimental.GenericFunction]]:
     """The three serving signatures around `model`, with the class names embedded.
+
+    `probabilities` is softmax(logits / temperature): --calibrate's T, 1 otherwise.
 
     Returns:
       The archive to write, and its endpoints by name, callable in process.
@@ -46,7 +49,7 @@ def build_archive(
 
     def outputs(images):
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
-        probabilities = tf.nn.softmax(logits)
+        probabilities = tf.nn.softmax(logits / temperature)
         scores, indices = tf.math.top_k(probabilities, k)
         return {
             "probabilities": probabilities,

@@ -42,6 +42,7 @@ def convert(
     image_size: int,
     mode: str,
     representative_images: np.ndarray | None = None,
+    temperature: float = 1.0,
 ) -> bytes:
     """The model as a TFLite flatbuffer.
 
@@ -50,6 +51,7 @@ def convert(
       image_size: S of the uint8 [1, S, S, 3] input.
       mode: one of MODES.
       representative_images: uint8 [N, S, S, 3] calibration images (int8 only).
+      temperature: the SavedModel's (--calibrate), so both return the same probabilities.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown TFLite mode {mode!r}; known: {', '.join(MODES)}.")
@@ -57,7 +59,7 @@ def convert(
     @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.uint8)])
     def classify(images):
         logits = model(tf.cast(images, tf.float32), training=False)
-        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32))}
+        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32) / temperature)}
 
     representative = None
     if representative_images is not None:
