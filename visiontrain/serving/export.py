@@ -155,6 +155,8 @@ def export_run(
         )
     if config.tflite and config.tflite not in tflite.MODES:
         raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
+    if config.tflite:
+        tflite.require_litert()
     temperature, fitted = 1.0, None
     if config.calibrate:
         temperature, fitted = calibrate.fit(*calibrate.split_logits(model, data))

@@ -5,6 +5,10 @@ The TFLite model takes ONE preprocessed image, uint8 [1, S, S, 3] (the output of
 probabilities float32 [1, C]. Decoding and cropping stay with the app, because
 TFLite has no image decoders; normalisation is inside the model.
 
+Conversion is TF's `TFLiteConverter`; verification runs the flatbuffer in LiteRT's
+interpreter (`ai_edge_litert`, the optional [litert] extra), the runtime apps ship,
+since `tf.lite.Interpreter` is deprecated.
+
     float32: plain conversion.
     float16: float16 weights (half the size), float32 compute on CPU.
     int8:    weights and activations quantized, calibrated on a representative
@@ -18,11 +22,30 @@ from typing import Callable, Iterable
 import keras
 import numpy as np
 import tensorflow as tf
+
+# Private, but the only way found to freeze Keras 3 variables for int8 calibration:
+# from_saved_model and from_concrete_functions(trackable_obj=...) both keep READ_VARIABLE
+# ops that the calibrator cannot run. tests/serving/test_tflite.py guards it.
 from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2,
 )
 
+from visiontrain.errors import UserError
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # the [litert] extra is optional; require_litert says how to add it
+    Interpreter = None
+
 MODES = ("float32", "float16", "int8")
+PIP_LITERT = "pip install 'visiontrain[litert]'"
+
+
+def require_litert() -> None:
+    """Raises UserError at once when LiteRT, which checks a TFLite export, is missing."""
+    if Interpreter is None:
+        raise UserError(f"--tflite is verified with LiteRT's interpreter (ai_edge_litert), "
+                        f"which is not installed: {PIP_LITERT}")
 
 
 def _configure(mode: str, converter, representative: Callable[[], Iterable] | None) -> None:
@@ -76,8 +99,9 @@ def convert(
 
 
 def predict(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
-    """Probabilities [N, C] of uint8 images [N, S, S, 3], one interpreter call each."""
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    """Probabilities [N, C] of uint8 images [N, S, S, 3], one LiteRT call each."""
+    require_litert()
+    interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     (out,) = interpreter.get_output_details()
