@@ -63,3 +63,22 @@ def test_too_few_images_to_fit_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 50 validation images; the validation "
                        "split has 49"):
         calibration.fit_temperature(logits, labels)
+
+
+def test_abstain_threshold_is_the_highest_coverage_reaching_the_target():
+    # Sorted by confidence: right, right, wrong, right, wrong.
+    probabilities = np.array([[0.95, 0.05], [0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    labels = np.array([0, 0, 1, 0, 1])
+    assert calibration.abstain_threshold(probabilities, labels, 1.0) == 0.9
+    assert calibration.abstain_threshold(probabilities, labels, 0.75) == 0.7  # 3 of 4
+    assert calibration.abstain_threshold(probabilities, labels, 0.5) == 0.6
+    assert calibration.coverage_accuracy(probabilities, labels, 0.7) == {
+        "threshold": 0.7, "coverage": 0.8, "accuracy_on_accepted": 0.75}
+
+
+def test_tied_confidences_are_accepted_together_and_an_unreachable_target_is_an_error():
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
+    labels = np.array([0, 1, 0])
+    with pytest.raises(ValueError, match="No threshold reaches 0.99 .* best is 0.6667"):
+        calibration.abstain_threshold(probabilities, labels, 0.99)
+    assert calibration.abstain_threshold(probabilities, labels, 0.6) == 0.6

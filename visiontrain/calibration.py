@@ -116,3 +116,42 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(logits, temperature))
+
+
+def coverage_accuracy(probabilities: np.ndarray, labels: np.ndarray,
+                      threshold: float) -> dict[str, float]:
+    """Share of images accepted (top probability >= threshold) and accuracy on those."""
+    accepted = probabilities.max(axis=1) >= threshold
+    correct = probabilities.argmax(axis=1) == labels
+    return {
+        "threshold": float(threshold),
+        "coverage": float(np.mean(accepted)),
+        "accuracy_on_accepted": float(np.mean(correct[accepted])) if accepted.any() else 1.0,
+    }
+
+
+def abstain_threshold(probabilities: np.ndarray, labels: np.ndarray, target: float) -> float:
+    """The lowest top-probability threshold whose accepted images reach `target` accuracy.
+
+    Lowest threshold = highest coverage. Candidates are the images' own top probabilities,
+    with ties accepted together (a threshold cannot split them).
+
+    Raises:
+      ValueError: not even the most confident images reach `target`.
+    """
+    confidence = probabilities.max(axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    confidence = confidence[order]
+    correct = (probabilities.argmax(axis=1) == labels)[order]
+    accuracy = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    # Index of the last image of each run of equal confidences: where a threshold can cut.
+    cuts = np.flatnonzero(np.append(confidence[1:] != confidence[:-1], True))
+    reaching = cuts[accuracy[cuts] >= target]
+    if not len(reaching):
+        best = cuts[np.argmax(accuracy[cuts])]
+        raise ValueError(
+            f"No threshold reaches {target:g} accuracy on the accepted validation images: the "
+            f"best is {accuracy[best]:.4f} (top {best + 1} images). Lower --abstain_target or "
+            f"pass --abstain=P."
+        )
+    return float(confidence[reaching[-1]])

@@ -3,16 +3,14 @@
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
+from tests.helpers.runs import digit_arrays, fit_and_save_run
 from tests.helpers.shards import write_dataset
 from visiontrain import calibration
-from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
-from visiontrain.models.registry import build_model
+from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.pipelines import datasets
 from visiontrain.serving import export
 from visiontrain.training import rundir
@@ -21,34 +19,17 @@ pytestmark = pytest.mark.slow
 FEW = 60  # training images: memorised long before training ends
 
 
-def _overconfident_run(run_dir: str, data: DataConfig) -> None:
-    """small_cnn trained 300 steps on FEW digits: sure of itself, wrong on many."""
-    digits = load_digits()
-    images = (digits.images[:FEW] / 16 * 255)[..., None].repeat(3, -1).astype(np.float32)
-    model_config = ModelConfig(name="small_cnn", num_classes=10)
-    keras.utils.set_random_seed(0)
-    model = build_model(model_config, data.image_size)
-    model.compile(keras.optimizers.Adam(1e-2),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    # One epoch of the same batch 300 times: Keras' per-epoch overhead would dominate.
-    steps = tf.data.Dataset.from_tensors((images, digits.target[:FEW])).repeat(300)
-    model.fit(steps, epochs=1, verbose=0)
-    tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump({"data": to_dict(data), "model": to_dict(model_config),
-                   "labels": [str(i) for i in range(10)]}, f)
-    with open(os.path.join(run_dir, "results.json"), "w") as f:
-        json.dump({"weights": "raw"}, f)
-
-
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory, digits):
     root = tmp_path_factory.mktemp("calibrate")
     data = DataConfig(data_dir=digits, image_size=8, eval_crop_fraction=1.0)
     run_dir = str(root / "run")
-    _overconfident_run(run_dir, data)
+    images, labels = digit_arrays()
+    # Memorised long before training ends: sure of itself, wrong on many.
+    fit_and_save_run(run_dir, data, images[:FEW], labels[:FEW], [str(i) for i in range(10)],
+                     steps=300)
     config = ExportConfig(run_dir=run_dir, export_dir=str(root / "models" / "digits"),
-                          calibrate=True, tflite="float16")
+                          calibrate=True, tflite="float16", onnx=True)
     return config, export.export_run(config, *rundir.load_run(run_dir))
 
 
@@ -80,6 +61,9 @@ def test_every_signature_serves_the_calibrated_probabilities(calibrated, digits)
     report = json.load(open(os.path.join(path, export.REPORT)))
     assert report["tflite"]["max_abs_probability_diff"] < 1e-2
     assert report["tflite"]["top1_agreement_with_saved_model"] == 1.0
+    assert report["onnx"]["max_abs_probability_diff"] <= report["onnx"]["tolerance"]
+    assert report["onnx"]["top1_agreement_with_saved_model"] == 1.0
+    assert os.path.exists(os.path.join(path, report["onnx"]["file"]))
 
 
 def test_a_validation_split_too_small_to_fit_fails_before_writing(calibrated, tmp_path):

@@ -26,8 +26,8 @@ def _keras_probabilities(model, images, temperature=1.0):
 
 
 def test_int8_conversion_freezes_every_variable(model_and_images):
-    """Guards the private convert_variables_to_constants_v2 import: without the freeze,
-    int8 calibration fails on READ_VARIABLE ops; if TF moves it, this import fails."""
+    """Guards serving/frozen.py's private convert_variables_to_constants_v2 import: without
+    the freeze, int8 calibration fails on READ_VARIABLE ops; if TF moves it, imports fail."""
     model, images = model_and_images
     flatbuffer = tflite.convert(model, 16, "int8", images)
     interpreter = litert.Interpreter(model_content=flatbuffer)

@@ -5,7 +5,10 @@
     predict_tf_example: examples string [None], serialized tf.Example (shard schema)
 
 Each returns probabilities float32 [None, C], top_k_indices int32 [None, k],
-top_k_scores float32 [None, k] and top_k_labels string [None, k]. Every signature
+top_k_scores float32 [None, k] and top_k_labels string [None, k]. An export with
+--abstain also returns abstained bool [None] (top probability below its threshold),
+and such rows name their first top_k_labels entry UNKNOWN (indices and scores keep the
+best guess). Every signature
 runs the shared evaluation preprocessing (`pipelines.preprocess`), after the
 in-graph request checks of `serving.validate`.
 """
@@ -25,6 +28,8 @@ INPUTS = {
     "predict_tf_example": "examples",
 }
 OUTPUTS = ("probabilities", "top_k_indices", "top_k_scores", "top_k_labels")
+ABSTAINED = "abstained"
+UNKNOWN = "unknown"
 
 
 def build_archive(
@@ -35,10 +40,12 @@ def build_archive(
     top_k: int,
     max_pixels: int,
     temperature: float = 1.0,
+    abstain_threshold: float | None = None,
 ) -> tuple[keras.export.ExportArchive, dict[str, tf.types.experimental.GenericFunction]]:
     """The three serving signatures around `model`, with the class names embedded.
 
     `probabilities` is softmax(logits / temperature): --calibrate's T, 1 otherwise.
+    With `abstain_threshold`, the ABSTAINED output and UNKNOWN label are added.
 
     Returns:
       The archive to write, and its endpoints by name, callable in process.
@@ -51,12 +58,19 @@ def build_archive(
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
         probabilities = tf.nn.softmax(logits / temperature)
         scores, indices = tf.math.top_k(probabilities, k)
-        return {
+        result = {
             "probabilities": probabilities,
             "top_k_indices": indices,
             "top_k_scores": scores,
             "top_k_labels": tf.gather(class_names, indices),
         }
+        if abstain_threshold is not None:
+            abstained = scores[:, 0] < abstain_threshold
+            first = tf.where(abstained, UNKNOWN, result["top_k_labels"][:, 0])
+            result["top_k_labels"] = tf.concat(
+                [first[:, None], result["top_k_labels"][:, 1:]], axis=1)
+            result[ABSTAINED] = abstained
+        return result
 
     def decode_all(encoded, input_name):
         encoded = validate.check_encoded(encoded, max_pixels, input_name)

@@ -23,14 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Private, but the only way found to freeze Keras 3 variables for int8 calibration:
-# from_saved_model and from_concrete_functions(trackable_obj=...) both keep READ_VARIABLE
-# ops that the calibrator cannot run. tests/serving/test_tflite.py guards it.
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2,
-)
-
 from visiontrain.errors import UserError
+from visiontrain.serving.frozen import frozen_classifier
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -79,11 +73,6 @@ def convert(
     if mode not in MODES:
         raise ValueError(f"Unknown TFLite mode {mode!r}; known: {', '.join(MODES)}.")
 
-    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.uint8)])
-    def classify(images):
-        logits = model(tf.cast(images, tf.float32), training=False)
-        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32) / temperature)}
-
     representative = None
     if representative_images is not None:
         def representative():
@@ -92,7 +81,7 @@ def convert(
 
     # Frozen first: converting with live Keras variables leaves READ_VARIABLE ops,
     # which int8 calibration cannot run.
-    frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
+    frozen = frozen_classifier(model, image_size, 1, temperature)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     _configure(mode, converter, representative)
     return converter.convert()

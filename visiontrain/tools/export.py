@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from visiontrain.flags import configs
 from visiontrain.flags.export import define_export_flags
 from visiontrain.tools.common import run_main
@@ -15,12 +18,24 @@ define_export_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
-    from visiontrain.serving.export import export_run
+    from visiontrain.serving import calibrate
+    from visiontrain.serving.export import REPORT, export_run
     from visiontrain.training.rundir import load_run
 
     config = configs.export_config()
     path = export_run(config, *load_run(config.run_dir))
     print(f"Exported SavedModel: {path}")
+    with open(os.path.join(path, REPORT)) as f:
+        report = json.load(f)
+    for runtime in ("tflite", "onnx"):
+        if runtime in report:
+            r = report[runtime]
+            print(f"{runtime}: {r['file']}  top-1 agreement "
+                  f"{r['top1_agreement_with_saved_model']:.4f}  max abs diff "
+                  f"{r['max_abs_probability_diff']:.2e} on {r['images']} images")
+    learned = calibrate.format_record(report)
+    if learned:
+        print(learned)
 
 
 def run() -> None:
