@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml constraints.txt
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,demo,bench,hub]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,demo,bench,hub,litert,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -231,9 +231,27 @@ class ExportConfig:
     top_k: int = 5
     max_pixels: int = 50_000_000
     tflite: str = ""
+    onnx: bool = False
+    calibrate: bool = False
+    abstain: str = ""
+    abstain_target: float = 0.99
+    unknown_data_dir: str = _path_field("")
 
     def __post_init__(self):
         absolute_paths(self)
+        if self.abstain not in ("", "auto"):
+            try:
+                threshold = float(self.abstain)
+            except ValueError:
+                threshold = -1.0
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"--abstain={self.abstain!r}: pass 'auto' or a probability "
+                                 "strictly between 0 and 1, e.g. --abstain=0.6.")
+        if not 0.0 < self.abstain_target <= 1.0:
+            raise ValueError(f"--abstain_target={self.abstain_target}: pass an accuracy in "
+                             "(0, 1], e.g. 0.99.")
+        if self.unknown_data_dir and not self.abstain:
+            raise ValueError("--unknown_data_dir measures abstention; pass --abstain too.")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -39,6 +39,10 @@ def test_summarize_matches_sklearn():
     assert report["loss"] == pytest.approx(sk.log_loss(labels, probabilities, labels=range(4)))
     text = metrics.format_report(report)
     assert "weighted avg" in text and "fox" in text
+    calib = report["calibration"]
+    assert calib["nll"] == pytest.approx(report["loss"]) and calib["ece_bins"] == 15
+    assert sum(calib["reliability"]["count"]) == len(labels)
+    assert f"ECE {calib['ece']:.4f} (15 equal-width confidence bins)" in text
 
 
 def test_top_k_matches_sklearn_with_many_classes():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import ImageDraw
 
+from visiontrain import calibration
 from visiontrain.evaluation import render
 
 GREEN, BLUE = (0, 160, 0), (8, 48, 107)
@@ -146,3 +147,17 @@ def test_labelled_rows_name_every_row_beside_its_tiles(drawn):
         assert (grid[2 + r * 18:r * 18 + 18, :left] < 128).any(), f"row {r} not named"
     with pytest.raises(ValueError, match="2 names for 3 rows"):
         render.labelled_rows([[], [], []], ["a", "b"], 16)
+
+
+def test_reliability_diagram_draws_bars_gaps_and_title(drawn):
+    rng = np.random.RandomState(0)
+    probabilities = rng.dirichlet([0.3] * 4, 200)
+    labels = rng.randint(0, 4, 200)
+    table = calibration.reliability(probabilities, labels)
+    picture = render.reliability_diagram(table, 0.25)
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    pixels = picture.reshape(-1, 3)
+    assert np.any(np.all(pixels == [8, 48, 107], axis=1))  # accuracy bars
+    assert np.any(np.all(pixels == [200, 0, 0], axis=1))  # gaps to confidence
+    assert drawn[0] == "ECE 0.2500 (15 equal-width bins), 200 images"
+    assert "confidence" in drawn

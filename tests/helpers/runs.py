@@ -86,3 +86,37 @@ def wait_for_log(process: subprocess.Popen, log_path: str, text: str, timeout: f
     while text not in open(log_path).read():
         assert process.poll() is None and time.time() < deadline, open(log_path).read()[-3000:]
         time.sleep(0.02)
+
+
+def digit_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as uint8 RGB [1797, 8, 8, 3] and labels, as in write_digits."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images / 16 * 255).astype(np.uint8)[..., None].repeat(3, -1), digits.target
+
+
+def fit_and_save_run(run_dir: str, data, images: np.ndarray, labels: np.ndarray,
+                     names: list[str], steps: int, lr: float = 1e-2) -> None:
+    """A small_cnn fitted in process on one full batch for `steps` steps, saved as a run
+    directory that `rundir.load_run` reads (checkpoint, config.json, results.json)."""
+    import json
+
+    import keras
+
+    from visiontrain.config import ModelConfig, to_dict
+    from visiontrain.models.registry import build_model
+
+    model_config = ModelConfig(name="small_cnn", num_classes=len(names))
+    keras.utils.set_random_seed(0)
+    model = build_model(model_config, data.image_size)
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # One epoch of the same batch `steps` times: Keras' per-epoch overhead would dominate.
+    batches = tf.data.Dataset.from_tensors((images.astype(np.float32), labels)).repeat(steps)
+    model.fit(batches, epochs=1, verbose=0)
+    tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump({"data": to_dict(data), "model": to_dict(model_config), "labels": names}, f)
+    with open(os.path.join(run_dir, "results.json"), "w") as f:
+        json.dump({"weights": "raw"}, f)

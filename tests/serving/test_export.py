@@ -193,7 +193,10 @@ def test_evaluate_tool_on_the_run_and_on_its_export_agree(exported, tmp_path):
         events = event_accumulator.EventAccumulator(str(out / "tb"))
         events.Reload()
         assert {f"validation/{name}" for name in reports[kind]["images"]} == set(
-            events.Tags()["tensors"]) >= {"validation/confusion_matrix"}
+            events.Tags()["tensors"]) >= {"validation/confusion_matrix", "validation/reliability"}
+        assert os.path.exists(out / "reliability.png") and "ECE" in proc.stdout
+    assert reports["run"]["calibration"]["ece"] == pytest.approx(
+        reports["export"]["calibration"]["ece"], abs=1e-6)
     assert reports["run"]["confusion_matrix"] == reports["export"]["confusion_matrix"]
     assert reports["run"]["accuracy"] == reports["export"]["accuracy"]
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from visiontrain import calibration
+
 _AVERAGED = ("precision", "recall", "f1")
 
 
@@ -31,7 +33,8 @@ def per_class(matrix: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def summarize(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Top-1, top-5, loss, macro/weighted averages, per-class table and confusion matrix."""
+    """Top-1, top-5, loss, macro/weighted averages, per-class table, confusion matrix and
+    calibration (NLL, Brier, ECE over `calibration.ECE_BINS` equal-width bins, reliability)."""
     num_classes = probabilities.shape[1]
     k = min(5, num_classes)
     top_k = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
@@ -54,6 +57,11 @@ def summarize(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -
             for i in range(num_classes)
         ],
         "confusion_matrix": matrix.tolist(),
+        "calibration": {
+            **{k: v for k, v in calibration.scores(probabilities, labels).items()
+               if k != "accuracy"},
+            "reliability": calibration.reliability(probabilities, labels),
+        },
     }
 
 
@@ -87,4 +95,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines.append(f"top-1 {report['accuracy']:.4f}  top-5 {report['top5']:.4f}  "
                  f"loss {report['loss']:.4f}  examples {report['examples']}")
+    calib = report["calibration"]
+    lines.append(f"NLL {calib['nll']:.4f}  Brier {calib['brier']:.4f}  ECE {calib['ece']:.4f} "
+                 f"({calib['ece_bins']} equal-width confidence bins)")
     return "\n".join(lines)

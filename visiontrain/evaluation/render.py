@@ -249,3 +249,49 @@ def bar_chart(values: np.ndarray, names: list[str], title: str, width: int = 240
                        fill=tuple(int(v) for v in _BLUE))
         draw.text((left + width + 6, y), f"{value:.3f}", fill="black", font=font)
     return np.asarray(canvas, np.uint8)
+
+
+def reliability_diagram(table: dict[str, list], ece: float, side: int = 240) -> np.ndarray:
+    """uint8 RGB reliability diagram of `calibration.reliability`'s equal-width bins.
+
+    Each non-empty bin is a blue bar as high as its accuracy; a red band spans the gap
+    to its mean confidence (above the bar: overconfident; inside it: underconfident).
+    The grey diagonal is perfect calibration; the strip below shows each bin's share of
+    the images, so a large gap over a nearly empty bin reads as what it is.
+    """
+    font = _font()
+    line = _line_height(font)
+    count = np.asarray(table["count"], np.float64)
+    bins = len(count)
+    left, top, strip = line + int(font.getlength("1.0")) + 10, line + 6, 3 * line
+    width = left + side + 10
+    height = top + side + 4 + strip + 2 * line + 8
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 2), f"ECE {ece:.4f} ({bins} equal-width bins), {int(count.sum())} images",
+              fill="black", font=font)
+    bottom = top + side - 1
+    share = count / max(count.sum(), 1)
+    for i in range(bins):
+        x0, x1 = left + i * side // bins, left + (i + 1) * side // bins - 1
+        if count[i]:
+            accuracy = bottom - table["accuracy"][i] * (side - 1)
+            confidence = bottom - table["confidence"][i] * (side - 1)
+            draw.rectangle((x0, accuracy, x1, bottom), fill=tuple(_BLUE.astype(int)),
+                           outline="white")
+            draw.rectangle((x0 + 1, min(accuracy, confidence), x1 - 1, max(accuracy, confidence)),
+                           outline=_RED)
+        bar_top = top + side + 4 + strip * (1 - share[i])
+        draw.rectangle((x0, bar_top, x1, top + side + 4 + strip), fill=(150, 150, 150))
+    draw.line((left, bottom, left + side - 1, top), fill=(128, 128, 128), width=1)
+    draw.rectangle((left, top, left + side - 1, bottom), outline="black")
+    for value in (0.0, 0.5, 1.0):
+        draw.text((left - font.getlength(f"{value:.1f}") - 3, bottom - value * (side - 1)
+                   - line / 2), f"{value:.1f}", fill="black", font=font)
+        text_x = left + value * (side - 1) - font.getlength(f"{value:.1f}") / 2
+        draw.text((min(max(text_x, left), width - 20), top + side + 6 + strip),
+                  f"{value:.1f}", fill="black", font=font)
+    draw.text((left + side // 2 - font.getlength("confidence") / 2, height - line - 2),
+              "confidence", fill="black", font=font)
+    canvas.paste(_vertical("accuracy", font), (2, top + side // 2 - 30))
+    return np.asarray(canvas, np.uint8)

@@ -16,10 +16,15 @@ _GAP = 2
 
 
 def draw_pictures(report, mistakes, image_size: int) -> dict[str, np.ndarray]:
-    """The confusion matrix and (if there are any) the mistakes, as uint8 RGB pictures."""
+    """The confusion matrix, the reliability diagram and (if there are any) the mistakes,
+    as uint8 RGB pictures."""
     names = [row["class"] for row in report["per_class"]]
-    pictures = {"confusion_matrix": render.labelled_confusion_image(
-        np.array(report["confusion_matrix"]), names)}
+    pictures = {
+        "confusion_matrix": render.labelled_confusion_image(
+            np.array(report["confusion_matrix"]), names),
+        "reliability": render.reliability_diagram(
+            report["calibration"]["reliability"], report["calibration"]["ece"]),
+    }
     if mistakes:
         images = np.stack([preprocess.preprocess_for_eval(m[1], image_size, 1.0).numpy()
                            for m in mistakes])

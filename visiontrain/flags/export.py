@@ -22,8 +22,22 @@ def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("integer", "max_pixels", "Requests whose image headers declare more pixels are "
            "rejected (INVALID_ARGUMENT) before decoding.", lower_bound=1)
     define("enum", "tflite", "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] "
-           "preprocessed input); int8 is calibrated on training images.",
+           "preprocessed input), verified in LiteRT (pip install 'visiontrain[litert]'); int8 is "
+           "calibrated on training images.",
            enum_values=["", "float32", "float16", "int8"])
+    define("bool", "onnx", "Also write assets.extra/model.onnx (uint8 [N,S,S,3] preprocessed "
+           "input, probabilities out), checked in onnxruntime against the SavedModel; needs "
+           "pip install 'visiontrain[onnx]'.")
+    define("bool", "calibrate", "Fit one temperature on the validation split (minimum NLL) and "
+           "bake it into every signature's probabilities; T and the NLL/Brier/ECE before and "
+           "after go to assets.extra/visiontrain.json.")
+    define("string", "abstain", "'' (off), 'auto' or a probability P: add the `abstained` "
+           "output and the label 'unknown' when the top probability is below the threshold; "
+           "auto picks the lowest one reaching --abstain_target on validation.")
+    define("float", "abstain_target", "--abstain=auto: accuracy wanted on the accepted "
+           "validation images.")
+    define("string", "unknown_data_dir", "With --abstain: shards of classes the model never "
+           "saw; their validation split's abstain rate is reported beside the known one's.")
     flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
     flags.register_validator(
         "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),

@@ -65,7 +65,10 @@ def define_bench_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       "resnet20_ours,resnet20_fit,resnet20_ours_2replicas for R_fit and "
                       "R_replicas.", flag_values=fv)
     flags.DEFINE_integer("calls", 10, "train: timed multi-step calls per small_cnn/ResNet-20 "
-                         "run.", lower_bound=1, flag_values=fv)
+                         "run; serve: timed calls per batch size and round.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_string("saved_model", None, "serve: the exported version (EXPORT/NAME/N) "
+                        "whose serving_default is timed.", flag_values=fv)
     flags.DEFINE_string("model", "resnet20", "transfer: registry name of the network.",
                         flag_values=fv)
     flags.DEFINE_integer("shots", 20, "transfer: training photos per class.", lower_bound=1,

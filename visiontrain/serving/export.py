@@ -8,7 +8,7 @@ loads and agrees in a process that imports nothing but TensorFlow.
     EXPORT/NAME/
       1/ saved_model.pb
          variables/
-         assets.extra/visiontrain.json                 labels, preprocessing, weights
+         assets.extra/visiontrain.json                 labels, preprocessing, weights, T
                      /tf_serving_warmup_requests       PredictionLog TFRecord
                      /export_report.json               checks and their figures
                      /model_<mode>.tflite              with --tflite
@@ -30,9 +30,9 @@ import keras
 import numpy as np
 
 from visiontrain.config import DataConfig, ExportConfig
-from visiontrain.fileio import publish, write_json_atomic
+from visiontrain.fileio import publish, write_bytes_atomic, write_json_atomic
 from visiontrain.pipelines import preprocess, record_sources
-from visiontrain.serving import check, signatures, tflite, warmup
+from visiontrain.serving import calibrate, check, onnx_export, signatures, tflite, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
@@ -79,25 +79,46 @@ def _call(endpoints: dict[str, Any], requests: dict[str, dict[str, Any]]):
     }
 
 
+def preprocessed(encoded: list[bytes], data: DataConfig) -> np.ndarray:
+    """uint8 [N, S, S, 3]: what the SavedModel feeds its network, for TFLite and ONNX."""
+    return np.stack([
+        preprocess.preprocess_for_eval(e, data.image_size, data.eval_crop_fraction).numpy()
+        for e in encoded
+    ])
+
+
+def onnx_report(
+    model: keras.Model, data: DataConfig, encoded: list[bytes], served: np.ndarray,
+    out_dir: str, temperature: float,
+) -> dict[str, Any]:
+    """Converts to ONNX, writes it beside the SavedModel; fails unless onnxruntime agrees."""
+    serialized = onnx_export.convert(model, data.image_size, temperature)
+    path = os.path.join(out_dir, "assets.extra", "model.onnx")
+    write_bytes_atomic(path, serialized)
+    return {
+        "file": os.path.relpath(path, out_dir),
+        "bytes": len(serialized),
+        "opset": onnx_export.OPSET,
+        "converter": "tf2onnx on the frozen network",
+        **onnx_export.parity(onnx_export.predict(serialized, preprocessed(encoded, data)),
+                             served),
+    }
+
+
 def tflite_report(
     model: keras.Model, data: DataConfig, mode: str, encoded: list[bytes],
-    served: np.ndarray, out_dir: str,
+    served: np.ndarray, out_dir: str, temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Converts to TFLite, writes it beside the SavedModel, compares its top-1."""
-    def preprocessed(images):
-        return np.stack([
-            preprocess.preprocess_for_eval(e, data.image_size, data.eval_crop_fraction).numpy()
-            for e in images
-        ])
-
     calibration = None
     if mode == "int8":
-        calibration = preprocessed(sample_images(data.data_dir, "train", CALIBRATION_IMAGES))
-    flatbuffer = tflite.convert(model, data.image_size, mode, calibration)
+        calibration = preprocessed(
+            sample_images(data.data_dir, "train", CALIBRATION_IMAGES), data)
+    flatbuffer = tflite.convert(model, data.image_size, mode, calibration, temperature)
     path = os.path.join(out_dir, "assets.extra", f"model_{mode}.tflite")
     with open(path, "wb") as f:
         f.write(flatbuffer)
-    lite = tflite.predict(flatbuffer, preprocessed(encoded))
+    lite = tflite.predict(flatbuffer, preprocessed(encoded, data))
     return {
         "mode": mode,
         "file": os.path.relpath(path, out_dir),
@@ -152,6 +173,15 @@ def export_run(
     if thresholds is not None and list(thresholds["labels"]) != list(labels):
         raise ValueError(f"The thresholds name labels {thresholds['labels']}, the run "
                          f"{labels}; tune them again with visiontrain-evaluate --run_dir.")
+    single_label_only = [flag for flag, on in (
+        ("--calibrate", config.calibrate), ("--abstain", config.abstain),
+        ("--tflite", config.tflite), ("--onnx", config.onnx)) if on]
+    if thresholds is not None and single_label_only:
+        # Their softmax temperature, top-1 threshold and frozen softmax network have no
+        # meaning for per-label sigmoids, whose tuned thresholds are the calibrated decisions.
+        raise ValueError(
+            f"{', '.join(single_label_only)} work on single-label runs; {config.run_dir} is "
+            "multi-label (its per-label thresholds are its decisions): drop them.")
     version = next_version(config.export_dir) if config.version == "auto" else int(config.version)
     final = os.path.join(config.export_dir, str(version))
     if os.path.exists(final):
@@ -160,9 +190,14 @@ def export_run(
         )
     if config.tflite and config.tflite not in tflite.MODES:
         raise ValueError(f"--tflite={config.tflite!r}; known: {', '.join(tflite.MODES)}.")
+    if config.tflite:
+        tflite.require_litert()
+    if config.onnx:
+        onnx_export.require_onnx()
+    temperature, threshold, learned = calibrate.plan(config, model, data)
     archive, endpoints = signatures.build_archive(
         model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels,
-        None if thresholds is None else thresholds["thresholds"],
+        None if thresholds is None else thresholds["thresholds"], temperature, threshold,
     )
     encoded = sample_images(data.data_dir, "validation", CHECK_IMAGES)
     requests = signatures.sample_requests(encoded, data.image_size)
@@ -187,15 +222,21 @@ def export_run(
             "version": version,
             "task": "single_label" if thresholds is None else "multi_label",
             **({} if thresholds is None else {"thresholds": thresholds}),
+            "temperature": temperature,
+            **learned,
         })
         warmup.write_warmup(tmp, requests)
-        report = {"version": version, "check_images": len(encoded), **check_export(
-            tmp, requests, expected
-        )}
+        report = {"version": version, "check_images": len(encoded), **learned,
+                  **check_export(tmp, requests, expected)}
         if config.tflite:
             report["tflite"] = tflite_report(
                 model, data, config.tflite, encoded,
-                expected["serving_default"]["probabilities"], tmp,
+                expected["serving_default"]["probabilities"], tmp, temperature,
+            )
+        if config.onnx:
+            report["onnx"] = onnx_report(
+                model, data, encoded, expected["serving_default"]["probabilities"], tmp,
+                temperature,
             )
         write_json_atomic(os.path.join(tmp, REPORT), report)
         publish(tmp, final)

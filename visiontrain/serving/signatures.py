@@ -5,7 +5,10 @@
     predict_tf_example: examples string [None], serialized tf.Example (shard schema)
 
 Each returns probabilities float32 [None, C], top_k_indices int32 [None, k],
-top_k_scores float32 [None, k] and top_k_labels string [None, k]. Every signature
+top_k_scores float32 [None, k] and top_k_labels string [None, k]. An export with
+--abstain also returns abstained bool [None] (top probability below its threshold),
+and such rows name their first top_k_labels entry UNKNOWN (indices and scores keep the
+best guess). Every signature
 runs the shared evaluation preprocessing (`pipelines.preprocess`), after the
 in-graph request checks of `serving.validate`.
 
@@ -45,6 +48,8 @@ def labels_above(probabilities: tf.Tensor, thresholds: tf.Tensor,
                        stable=True)
     names = tf.gather(class_names, order)
     return tf.where(tf.gather(above, order, batch_dims=1), names, "")
+ABSTAINED = "abstained"
+UNKNOWN = "unknown"
 
 
 def build_archive(
@@ -55,11 +60,15 @@ def build_archive(
     top_k: int,
     max_pixels: int,
     thresholds: Sequence[float] | None = None,
+    temperature: float = 1.0,
+    abstain_threshold: float | None = None,
 ) -> tuple[keras.export.ExportArchive, dict[str, tf.types.experimental.GenericFunction]]:
     """The three serving signatures around `model`, with the class names embedded.
 
     With `thresholds` (one per label) the model is multi-label: sigmoid probabilities and
-    the `labels` output, with the thresholds baked into the graph as constants.
+    the `labels` output, with the thresholds baked into the graph as constants. Otherwise
+    `probabilities` is softmax(logits / temperature): --calibrate's T, 1 otherwise, and
+    with `abstain_threshold` the ABSTAINED output and UNKNOWN label are added.
 
     Returns:
       The archive to write, and its endpoints by name, callable in process.
@@ -71,7 +80,7 @@ def build_archive(
     def outputs(images):
         logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
         if thresholds is None:
-            probabilities = tf.nn.softmax(logits)
+            probabilities = tf.nn.softmax(logits / temperature)
         else:
             probabilities = tf.nn.sigmoid(logits)
         scores, indices = tf.math.top_k(probabilities, k)
@@ -84,6 +93,12 @@ def build_archive(
         if thresholds is not None:
             result["labels"] = labels_above(probabilities, tf.constant(thresholds, tf.float32),
                                             class_names)
+        if abstain_threshold is not None:
+            abstained = scores[:, 0] < abstain_threshold
+            first = tf.where(abstained, UNKNOWN, result["top_k_labels"][:, 0])
+            result["top_k_labels"] = tf.concat(
+                [first[:, None], result["top_k_labels"][:, 1:]], axis=1)
+            result[ABSTAINED] = abstained
         return result
 
     def decode_all(encoded, input_name):

@@ -5,6 +5,10 @@ The TFLite model takes ONE preprocessed image, uint8 [1, S, S, 3] (the output of
 probabilities float32 [1, C]. Decoding and cropping stay with the app, because
 TFLite has no image decoders; normalisation is inside the model.
 
+Conversion is TF's `TFLiteConverter`; verification runs the flatbuffer in LiteRT's
+interpreter (`ai_edge_litert`, the optional [litert] extra), the runtime apps ship,
+since `tf.lite.Interpreter` is deprecated.
+
     float32: plain conversion.
     float16: float16 weights (half the size), float32 compute on CPU.
     int8:    weights and activations quantized, calibrated on a representative
@@ -18,11 +22,24 @@ from typing import Callable, Iterable
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2,
-)
+
+from visiontrain.errors import UserError
+from visiontrain.serving.frozen import frozen_classifier
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # the [litert] extra is optional; require_litert says how to add it
+    Interpreter = None
 
 MODES = ("float32", "float16", "int8")
+PIP_LITERT = "pip install 'visiontrain[litert]'"
+
+
+def require_litert() -> None:
+    """Raises UserError at once when LiteRT, which checks a TFLite export, is missing."""
+    if Interpreter is None:
+        raise UserError(f"--tflite is verified with LiteRT's interpreter (ai_edge_litert), "
+                        f"which is not installed: {PIP_LITERT}")
 
 
 def _configure(mode: str, converter, representative: Callable[[], Iterable] | None) -> None:
@@ -42,6 +59,7 @@ def convert(
     image_size: int,
     mode: str,
     representative_images: np.ndarray | None = None,
+    temperature: float = 1.0,
 ) -> bytes:
     """The model as a TFLite flatbuffer.
 
@@ -50,14 +68,10 @@ def convert(
       image_size: S of the uint8 [1, S, S, 3] input.
       mode: one of MODES.
       representative_images: uint8 [N, S, S, 3] calibration images (int8 only).
+      temperature: the SavedModel's (--calibrate), so both return the same probabilities.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown TFLite mode {mode!r}; known: {', '.join(MODES)}.")
-
-    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.uint8)])
-    def classify(images):
-        logits = model(tf.cast(images, tf.float32), training=False)
-        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32))}
 
     representative = None
     if representative_images is not None:
@@ -67,15 +81,16 @@ def convert(
 
     # Frozen first: converting with live Keras variables leaves READ_VARIABLE ops,
     # which int8 calibration cannot run.
-    frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
+    frozen = frozen_classifier(model, image_size, 1, temperature)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     _configure(mode, converter, representative)
     return converter.convert()
 
 
 def predict(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
-    """Probabilities [N, C] of uint8 images [N, S, S, 3], one interpreter call each."""
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    """Probabilities [N, C] of uint8 images [N, S, S, 3], one LiteRT call each."""
+    require_litert()
+    interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     (out,) = interpreter.get_output_details()

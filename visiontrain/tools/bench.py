@@ -5,6 +5,7 @@
                               [--accuracy] [--json]
     visiontrain-bench train [--configs=A,B] [--calls=10] [--num_images=400] [--json]
     visiontrain-bench transfer --images=TREE [--model=resnet20 --shots=20] [--json]
+    visiontrain-bench serve --saved_model=EXPORT/NAME/N [--repeats=3 --calls=20] [--json]
 
 Every benchmark times its candidates in the same command, one after the other, and
 reports ratios: absolute numbers on a shared machine are noise, ratios much less.
@@ -65,7 +66,18 @@ def _transfer() -> tuple[dict, Callable[[dict], None]]:
                           freeze_bn=FLAGS.freeze_bn), _print_lines
 
 
-BENCHMARKS = {"augment": _augment, "input": _input, "train": _train, "transfer": _transfer}
+def _serve() -> tuple[dict, Callable[[dict], None]]:
+    from visiontrain.bench.serve import bench_serve, print_table, write_outputs
+
+    if not FLAGS.saved_model:
+        raise ValueError("serve needs --saved_model=EXPORT/NAME/N, an exported version.")
+    result = bench_serve(FLAGS.saved_model, rounds=FLAGS.repeats, calls=FLAGS.calls)
+    result["written"] = write_outputs(FLAGS.saved_model, result)
+    return result, print_table
+
+
+BENCHMARKS = {"augment": _augment, "input": _input, "serve": _serve, "train": _train,
+              "transfer": _transfer}
 
 
 def main(argv: list[str]) -> None:

@@ -3,9 +3,10 @@
     visiontrain-evaluate --run_dir=RUN [--split=validation] [--data_dir=DATA]
     visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
 
-Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
-and mistakes.png beside --output (or into --logdir), and logs both pictures as
-TensorBoard images to --logdir (default: the run's validation/ directory).
+Prints the per-class precision/recall/F1/support table and the calibration scores
+(NLL, Brier, ECE over 15 equal-width confidence bins), writes confusion_matrix.png,
+reliability.png and mistakes.png beside --output (or into --logdir), and logs the
+pictures as TensorBoard images to --logdir (default: the run's validation/ directory).
 
 Multi-label data (the manifest's task): a run's per-label thresholds are tuned on the
 validation split (max F1, or --target_precision) and written to RUN/thresholds.json,

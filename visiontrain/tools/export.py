@@ -8,6 +8,9 @@ tuned and wrote to RUN/thresholds.json (see serving/signatures.py for the output
 
 from __future__ import annotations
 
+import json
+import os
+
 from visiontrain.flags import configs
 from visiontrain.flags.export import define_export_flags
 from visiontrain.tools.common import run_main
@@ -18,7 +21,8 @@ define_export_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
-    from visiontrain.serving.export import export_run
+    from visiontrain.serving import calibrate
+    from visiontrain.serving.export import REPORT, export_run
     from visiontrain.training.rundir import load_run, load_thresholds
 
     config = configs.export_config()
@@ -26,6 +30,17 @@ def main(argv: list[str]) -> None:
     path = export_run(config, model, labels, data, results,
                       load_thresholds(config.run_dir, data.data_dir))
     print(f"Exported SavedModel: {path}")
+    with open(os.path.join(path, REPORT)) as f:
+        report = json.load(f)
+    for runtime in ("tflite", "onnx"):
+        if runtime in report:
+            r = report[runtime]
+            print(f"{runtime}: {r['file']}  top-1 agreement "
+                  f"{r['top1_agreement_with_saved_model']:.4f}  max abs diff "
+                  f"{r['max_abs_probability_diff']:.2e} on {r['images']} images")
+    learned = calibrate.format_record(report)
+    if learned:
+        print(learned)
 
 
 def run() -> None:
