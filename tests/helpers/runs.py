@@ -99,12 +99,10 @@ def digit_arrays() -> tuple[np.ndarray, np.ndarray]:
 def fit_and_save_run(run_dir: str, data, images: np.ndarray, labels: np.ndarray,
                      names: list[str], steps: int, lr: float = 1e-2) -> None:
     """A small_cnn fitted in process on one full batch for `steps` steps, saved as a run
-    directory that `rundir.load_run` reads (checkpoint, config.json, results.json)."""
-    import json
-
+    directory (`save_run`)."""
     import keras
 
-    from visiontrain.config import ModelConfig, to_dict
+    from visiontrain.config import ModelConfig
     from visiontrain.models.registry import build_model
 
     model_config = ModelConfig(name="small_cnn", num_classes=len(names))
@@ -115,8 +113,37 @@ def fit_and_save_run(run_dir: str, data, images: np.ndarray, labels: np.ndarray,
     # One epoch of the same batch `steps` times: Keras' per-epoch overhead would dominate.
     batches = tf.data.Dataset.from_tensors((images.astype(np.float32), labels)).repeat(steps)
     model.fit(batches, epochs=1, verbose=0)
+    save_run(run_dir, model, model_config, data, names, {"weights": "raw"})
+
+
+def save_run(run_dir: str, model, model_config, data, names: list[str], results: dict) -> None:
+    """`model` as a run directory that `rundir.load_run` reads: a checkpoint, config.json
+    and results.json."""
+    import json
+
+    from visiontrain.config import to_dict
+
     tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"data": to_dict(data), "model": to_dict(model_config), "labels": names}, f)
     with open(os.path.join(run_dir, "results.json"), "w") as f:
-        json.dump({"weights": "raw"}, f)
+        json.dump(results, f)
+
+
+def untrained_run(root, model_name: str, weights: str = "raw") -> tuple[str, np.ndarray]:
+    """An untrained `model_name` at 16 px on 3 classes of random images, saved as a run
+    directory under `root`; returns it and the 12 images (6 of them the validation set)."""
+    from visiontrain.config import DataConfig, ModelConfig
+    from visiontrain.models.registry import build_model
+
+    names = ["a", "b", "c"]
+    images = np.random.RandomState(0).randint(0, 256, (12, 20, 24, 3)).astype(np.uint8)
+    labels = np.arange(12) % 3
+    data_dir = os.path.join(str(root), "shards")
+    write_dataset(data_dir, (images, labels), (images[:6], labels[:6]), names)
+    data = DataConfig(data_dir=data_dir, image_size=16, eval_crop_fraction=1.0)
+    model_config = ModelConfig(name=model_name, num_classes=len(names))
+    run_dir = os.path.join(str(root), "run")
+    save_run(run_dir, build_model(model_config, 16), model_config, data, names,
+             {"weights": weights, "validation": {"accuracy": 0.5}})
+    return run_dir, images

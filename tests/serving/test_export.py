@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.helpers.shards import write_dataset
+from tests.helpers.runs import untrained_run
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.serving import check, export, warmup
@@ -24,20 +24,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "small_cnn_3classes_t
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    rng = np.random.RandomState(0)
-    images = rng.randint(0, 256, (12, 20, 24, 3)).astype(np.uint8)
-    labels = np.arange(12) % 3
-    data_dir = str(root / "shards")
-    write_dataset(data_dir, (images, labels), (images[:6], labels[:6]), NAMES)
-    data = DataConfig(data_dir=data_dir, image_size=16, eval_crop_fraction=1.0)
-    model_config = ModelConfig(name="small_cnn", num_classes=3)
-    model = build_model(model_config, 16)
-    run_dir = str(root / "run")
-    tf.train.Checkpoint(model=model).save(os.path.join(run_dir, "checkpoints", "ckpt"))
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump({"data": to_dict(data), "model": to_dict(model_config), "labels": NAMES}, f)
-    with open(os.path.join(run_dir, "results.json"), "w") as f:
-        json.dump({"weights": "ema", "validation": {"accuracy": 0.5}}, f)
+    run_dir, images = untrained_run(root, "small_cnn", weights="ema")
     config = ExportConfig(run_dir=run_dir, export_dir=str(root / "models" / "tiny"), top_k=2,
                           tflite="int8")
     path = export.export_run(config, *rundir.load_run(run_dir))
