@@ -137,6 +137,9 @@ class TrainConfig:
     run_dir: str = _path_field()
     epochs: int = 10
     optimizer: str = "sgd"
+    # The optimizer steps once per this many micro-batches of global_batch_size images
+    # (timm's --grad-accum-steps): a step trains on grad_accum_steps * global_batch_size.
+    grad_accum_steps: int = 1
     base_lr: float = 0.1
     # Goyal et al.: LR = base_lr * global_batch / 256.
     scale_lr: bool = True
@@ -151,6 +154,8 @@ class TrainConfig:
     clip_norm: float = 0.0
     ema_decay: float = 0.0
     eval_every: int = 1
+    # Stop when validation accuracy has not improved for this many epochs (0: never).
+    early_stop_patience: int = 0
     steps_per_loop: int = 10
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3

@@ -113,6 +113,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("string", "run_dir", "Run directory (checkpoints, logs, records).")
     define("integer", "epochs", "Training epochs.", lower_bound=1)
     define("enum", "optimizer", "Optimizer.", enum_values=OPTIMIZERS)
+    define("integer", "grad_accum_steps", "Step the optimizer once per K micro-batches of "
+           "--global_batch_size (a step trains on K * global_batch_size images; LR scaling, "
+           "schedule, EMA and checkpoints count these steps).", lower_bound=1)
     define("float", "base_lr", "Learning rate per 256 images.", lower_bound=0.0)
     define("bool", "scale_lr", "Scale base_lr by global_batch_size / 256.")
     define("float", "momentum", "SGD momentum.", lower_bound=0.0, upper_bound=1.0)
@@ -130,6 +133,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("integer", "max_nan_retries", "On a NaN/inf loss, restore the last checkpoint "
            "and retry this many times before stopping.", lower_bound=0)
     define("integer", "eval_every", "Evaluate every N epochs.", lower_bound=1)
+    define("integer", "early_stop_patience", "Stop when validation accuracy has not improved "
+           "for N epochs; the reason goes to the log and results.json (0: never).",
+           lower_bound=0)
     define("integer", "steps_per_loop", "Steps per tf.function call.", lower_bound=1)
     define("integer", "checkpoint_every_steps",
            "Periodic checkpoint interval (0: epochs only).", lower_bound=0)

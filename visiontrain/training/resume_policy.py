@@ -30,7 +30,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "paths": (ALLOWED, "where things are: the dataset is bound by its manifest sha256 and "
                        "label map, not by its path"),
     "length": (ALLOWED, "the same recipe, run longer or shorter; the learning-rate schedule "
-                        "follows the new length from the current step on"),
+                        "follows the new length from the current step on (early stopping "
+                        "only ends the run sooner)"),
     "cadence": (ALLOWED, "when to evaluate, save and log, and how validation crops: not what "
                          "the steps train"),
     "execution": (ALLOWED, "where and how fast the same steps run (the number of input "
@@ -41,7 +42,8 @@ GROUPS: dict[str, tuple[str, str]] = {
 POLICY: dict[str, str] = {
     **dict.fromkeys(("model", "image_size", "dropout", "zero_init_residual", "sync_bn",
                      "pretrained"), "network"),
-    **dict.fromkeys(("global_batch_size", "seed", "shuffle_buffer"), "order"),
+    **dict.fromkeys(("global_batch_size", "grad_accum_steps", "seed", "shuffle_buffer"),
+                   "order"),
     **dict.fromkeys(("optimizer", "base_lr", "scale_lr", "momentum", "nesterov", "weight_decay",
                      "warmup_epochs", "schedule", "step_decay_epochs", "step_decay_rate",
                      "label_smoothing", "clip_norm", "ema_decay", "dtype", "augment",
@@ -49,7 +51,7 @@ POLICY: dict[str, str] = {
                      "aspect_ratio_max", "freeze_epochs", "unfreeze", "fine_tune_lr",
                      "fine_tune_warmup_epochs", "freeze_bn", "layer_decay"), "recipe"),
     **dict.fromkeys(("run_dir", "data_dir", "tfds_data_dir", "final_weights"), "paths"),
-    "epochs": "length",
+    **dict.fromkeys(("epochs", "early_stop_patience"), "length"),
     **dict.fromkeys(("eval_every", "eval_crop_fraction", "checkpoint_every_steps",
                      "keep_checkpoints", "max_nan_retries", "profile_steps",
                      "progress_every_s"), "cadence"),
