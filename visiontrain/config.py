@@ -122,6 +122,8 @@ class ModelConfig:
     name: str = "resnet50"
     num_classes: int = 0
     dropout: float = 0.0
+    # Stochastic depth of the deepest ResNet block, linear in depth from 0 (0: off).
+    drop_path: float = 0.0
     zero_init_residual: bool = True
     sync_bn: bool = False
     pretrained: str = _path_field("")

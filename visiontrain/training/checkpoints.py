@@ -6,7 +6,8 @@ record order is a pure function of the seed (see pipelines/datasets.py).
 
 Layout and how to get weights back (the exporter's contract):
 
-    RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema)
+    RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema,
+                                       and the random-layer states, rng, when there are any)
     RUN_DIR/checkpoints/best/ckpt-STEP* the best by validation accuracy (same objects)
     RUN_DIR/checkpoints/best/best.json {"step", "accuracy", "weights": "raw"|"ema"}
     RUN_DIR/best.weights.h5            the winning weights of the best evaluation, already
@@ -84,6 +85,11 @@ class RunCheckpoints:
         objects = dict(model=model, optimizer=optimizer, step=self.step_var)
         if ema is not None:
             objects["ema"] = ema
+        # The states of Keras' stateful random layers (Dropout, DropPath) are not model
+        # weights; without them a resumed run would redraw the masks it already used.
+        rng = [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
+        if rng:
+            objects["rng"] = rng
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=config.keep_checkpoints

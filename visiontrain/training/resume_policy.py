@@ -40,8 +40,8 @@ GROUPS: dict[str, tuple[str, str]] = {
 
 # flag -> group. Every flag `visiontrain-train` defines has exactly one row.
 POLICY: dict[str, str] = {
-    **dict.fromkeys(("model", "image_size", "dropout", "zero_init_residual", "sync_bn",
-                     "pretrained"), "network"),
+    **dict.fromkeys(("model", "image_size", "dropout", "drop_path", "zero_init_residual",
+                     "sync_bn", "pretrained"), "network"),
     **dict.fromkeys(("global_batch_size", "grad_accum_steps", "seed", "shuffle_buffer"),
                    "order"),
     **dict.fromkeys(("optimizer", "base_lr", "scale_lr", "momentum", "nesterov", "weight_decay",
