@@ -161,6 +161,10 @@ class TrainConfig:
     steps_per_loop: int = 10
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
+    # At the end, evaluate and save the mean of N checkpoints (0: off), the last N or
+    # the best N by validation accuracy.
+    average_checkpoints: int = 0
+    average_of: str = "last"
     dtype: str = "float32"
     jit_compile: bool = False
     deterministic: bool = False
@@ -212,6 +216,9 @@ class ExportConfig:
     top_k: int = 5
     max_pixels: int = 50_000_000
     tflite: str = ""
+    # "newest": the newest checkpoint (EMA weights when they evaluated better);
+    # "averaged": the checkpoint mean of --average_checkpoints.
+    weights: str = "newest"
 
     def __post_init__(self):
         absolute_paths(self)

@@ -22,6 +22,7 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
+from visiontrain.training.averaging import SOURCES as AVERAGE_SOURCES
 from visiontrain.training.optim import OPTIMIZERS
 from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES
@@ -143,6 +144,12 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("integer", "checkpoint_every_steps",
            "Periodic checkpoint interval (0: epochs only).", lower_bound=0)
     define("integer", "keep_checkpoints", "Checkpoints kept.", lower_bound=1)
+    define("integer", "average_checkpoints", "At the end, evaluate the mean of N checkpoints "
+           "against the best single one and save it as RUN/averaged.weights.h5 "
+           "(visiontrain-export --weights=averaged); 0: off.", lower_bound=0)
+    define("enum", "average_of", "Which checkpoints --average_checkpoints averages: the "
+           "'last' N (needs --keep_checkpoints >= N) or the 'best' N by validation accuracy.",
+           enum_values=AVERAGE_SOURCES)
     define("enum", "dtype", "Compute dtype policy.", enum_values=DTYPES)
     define("bool", "jit_compile", "XLA-compile the step (slower on CPU).")
     define("string", "augment", "On-device augmentation policy, e.g. "

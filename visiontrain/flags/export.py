@@ -24,6 +24,9 @@ def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("enum", "tflite", "Also write assets.extra/model_<mode>.tflite (uint8 [1,S,S,3] "
            "preprocessed input); int8 is calibrated on training images.",
            enum_values=["", "float32", "float16", "int8"])
+    define("enum", "weights", "Which weights to export: the 'newest' checkpoint (its EMA "
+           "weights when they evaluated better) or the 'averaged' checkpoints of "
+           "--average_checkpoints.", enum_values=["newest", "averaged"])
     flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
     flags.register_validator(
         "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),

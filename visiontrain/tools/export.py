@@ -19,7 +19,7 @@ def main(argv: list[str]) -> None:
     from visiontrain.training.rundir import load_run
 
     config = configs.export_config()
-    path = export_run(config, *load_run(config.run_dir))
+    path = export_run(config, *load_run(config.run_dir, config.weights))
     print(f"Exported SavedModel: {path}")
 
 

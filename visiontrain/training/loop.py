@@ -27,6 +27,7 @@ from visiontrain.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
+    averaging,
     checkpoints,
     data_errors,
     early_stop,
@@ -99,6 +100,11 @@ def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
             "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
             "reproducible runs, or pass --nodeterministic to compile with XLA."
         )
+    if config.average_of == "last" and config.average_checkpoints > config.keep_checkpoints:
+        raise ValueError(
+            f"--average_checkpoints={config.average_checkpoints} averages the newest "
+            f"checkpoints, but --keep_checkpoints={config.keep_checkpoints} keeps fewer; "
+            f"pass --keep_checkpoints={config.average_checkpoints} or more.")
     if config.jit_compile and model_config.sync_bn:
         raise ValueError(
             "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
@@ -329,6 +335,8 @@ def _train(
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:
                 best = ckpt.save_best(step, evals[kind]["accuracy"], kind, ema)
+            if config.average_checkpoints and config.average_of == "best":
+                ckpt.save_top(step, evals["raw"]["accuracy"], config.average_checkpoints)
         stopped = early_stop.stop_record(best, step, steps_per_epoch,
                                          config.early_stop_patience)
     if stopped is not None:
@@ -343,6 +351,15 @@ def _train(
                "weights": kind, "validation_by_weights": evals,
                "checkpoint": ckpt.latest_path(), "best": best,
                "best_weights_file": checkpoints.BEST_WEIGHTS, "early_stop": stopped}
+    if config.average_checkpoints:
+        results["averaged"] = averaging.evaluate_average(
+            model, ckpt.average_paths(config.average_of, config.average_checkpoints), best,
+            evaluate.evaluate_weights, config.run_dir, chief)
+        logging.info("Mean of the %s %d checkpoints %s: validation %s; %+.4f accuracy "
+                     "against the best single checkpoint.", config.average_of,
+                     config.average_checkpoints, results["averaged"]["checkpoints"],
+                     results["averaged"]["validation"],
+                     results["averaged"]["accuracy_minus_best"])
     if chief:
         fileio.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
         summaries.write_hparams(

@@ -32,7 +32,7 @@ from visiontrain import fileio
 from visiontrain.config import DataConfig, ModelConfig, from_dict
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
-from visiontrain.training import preemption, resume_policy
+from visiontrain.training import averaging, preemption, resume_policy
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.runlock import RunLock
 
@@ -123,12 +123,15 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
         fileio.write_json_atomic(config_path, config)
 
 
-def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+def load_run(run_dir: str, weights: str = "newest"
+             ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
     When results.json says the EMA weights evaluated better than the raw ones, the
     EMA averages stored in that checkpoint are copied into the model, and the
-    returned results say so under "exported_weights".
+    returned results say so under "exported_weights". `weights="averaged"` loads the
+    checkpoint mean of --average_checkpoints instead (RUN/averaged.weights.h5), with
+    the validation figures the run measured for it.
 
     Returns:
       The model, its class names, its data config, and results.json (or {}) with
@@ -149,6 +152,18 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
     results_path = os.path.join(run_dir, RESULTS)
     results = read_json(results_path) if os.path.exists(results_path) else {}
     exported = "raw"
+    if weights == "averaged":
+        path = os.path.join(run_dir, averaging.AVERAGED_WEIGHTS)
+        if "averaged" not in results or not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{run_dir} has no checkpoint average ({path}); train it with "
+                "--average_checkpoints=N, or export the newest checkpoint (--weights=newest).")
+        model.load_weights(path)
+        logging.info("Loaded %s (the mean of %s) from %s.", config["model"]["name"],
+                     ", ".join(results["averaged"]["checkpoints"]), path)
+        return model, list(config["labels"]), data, dict(
+            results, weights="averaged", exported_weights="averaged", checkpoint=path,
+            validation=results["averaged"]["validation"])
     if results.get("weights") == "ema" and _has_ema(latest):
         ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
         tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
