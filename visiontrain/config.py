@@ -132,6 +132,10 @@ class ModelConfig:
         absolute_paths(self)
 
 
+# Which checkpoints --average_checkpoints averages: the newest, or the best by accuracy.
+AVERAGE_SOURCES = ("last", "best")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, schedule, checkpointing and logging of one training run."""
@@ -164,7 +168,7 @@ class TrainConfig:
     # At the end, evaluate and save the mean of N checkpoints (0: off), the last N or
     # the best N by validation accuracy.
     average_checkpoints: int = 0
-    average_of: str = "last"
+    average_of: str = "last"  # one of AVERAGE_SOURCES
     dtype: str = "float32"
     jit_compile: bool = False
     deterministic: bool = False

@@ -14,6 +14,7 @@ from absl import flags
 
 from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
 from visiontrain.config import (
+    AVERAGE_SOURCES,
     DataConfig,
     DistributionConfig,
     ModelConfig,
@@ -22,7 +23,6 @@ from visiontrain.config import (
 )
 from visiontrain.flags.defaults import Definer
 from visiontrain.models.registry import available_models
-from visiontrain.training.averaging import SOURCES as AVERAGE_SOURCES
 from visiontrain.training.optim import OPTIMIZERS
 from visiontrain.training.schedules import SCHEDULES
 from visiontrain.training.strategy import STRATEGIES

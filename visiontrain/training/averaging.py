@@ -19,7 +19,6 @@ import tensorflow as tf
 from visiontrain import fileio
 
 AVERAGED_WEIGHTS = "averaged.weights.h5"
-SOURCES = ("last", "best")
 
 
 def average_into(model: keras.Model, paths: list[str]) -> None:
