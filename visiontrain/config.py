@@ -98,6 +98,8 @@ class DataConfig:
     # 0.875 is the classic ImageNet center-crop fraction (224 of 256).
     eval_crop_fraction: float = 0.875
     shuffle_buffer: int = 2048
+    # Repeated augmentation (DeiT): an epoch reads 1/N as many distinct records, N times each.
+    aug_repeats: int = 1
     # Model Garden pins a bounded prefetch: autotuned prefetch has caused OOMs.
     prefetch_batches: int = 4
     cache_eval: bool = True
@@ -113,6 +115,10 @@ class DataConfig:
         absolute_paths(self)
         if self.tf_data_service:
             parse_address(self.tf_data_service)
+            if self.aug_repeats > 1:
+                raise ValueError(
+                    f"--aug_repeats={self.aug_repeats} is not built for --tf_data_service; "
+                    "drop one of the two.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +229,10 @@ class ExportConfig:
     # "newest": the newest checkpoint (EMA weights when they evaluated better);
     # "averaged": the checkpoint mean of --average_checkpoints.
     weights: str = "newest"
+    # The preprocessing baked into the signatures; 0 takes the run's image_size and
+    # eval_crop_fraction.
+    eval_image_size: int = 0
+    eval_crop_fraction: float = 0.0
 
     def __post_init__(self):
         absolute_paths(self)

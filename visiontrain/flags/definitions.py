@@ -48,6 +48,9 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("float", "eval_crop_fraction", "Centre crop fraction for eval and serving.",
            lower_bound=0.05, upper_bound=1.0)
     define("integer", "shuffle_buffer", "Record shuffle buffer.", lower_bound=1)
+    define("integer", "aug_repeats", "Repeated augmentation (DeiT): an epoch keeps its "
+           "length but reads 1/N as many distinct images, each N times with its own crop and "
+           "augmentation (1: off).", lower_bound=1)
     define("integer", "prefetch_batches", "Bounded prefetch (autotune has caused OOMs).",
            lower_bound=1)
     define("bool", "verify_sha256", "Hash every shard in the pre-flight check.")

@@ -165,9 +165,16 @@ def make_train_dataset(
         if share.policy == "record":
             records = records.shard(share.num_pipelines, share.pipeline_id)
         # The remainder goes before the shuffle: the mask indexes the fixed read order.
-        if records_per_epoch < share.num_records:
+        distinct = epoch_order.distinct_records(records_per_epoch, config.aug_repeats)
+        if distinct < share.num_records:
             records = drop_remainder(
-                records, epoch_order.remainder_mask(share.num_records, records_per_epoch, seed))
+                records, epoch_order.remainder_mask(share.num_records, distinct, seed))
+        if config.aug_repeats > 1:
+            # Adjacent before the shuffle, so the copies land in nearby batches; each
+            # copy has its own position, hence its own crop and augmentation.
+            records = records.flat_map(
+                _plain(lambda record: tf.data.Dataset.from_tensors(record).repeat(
+                    config.aug_repeats)))
         # A graph-level seed of our own for this function's graph only: the order then
         # follows the epoch seed alone, whatever the process-wide seed (with which, if 0,
         # `shuffle` could not take a tensor seed at all).

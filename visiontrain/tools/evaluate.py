@@ -1,6 +1,7 @@
 """visiontrain-evaluate: metrics, per-class report and images of a run or a SavedModel.
 
     visiontrain-evaluate --run_dir=RUN [--split=validation] [--data_dir=DATA]
+        [--eval_image_size=S --eval_crop_fraction=F --eval_tta=flip]
     visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
 
 Prints the per-class precision/recall/F1/support table, writes confusion_matrix.png
@@ -37,7 +38,8 @@ def main(argv: list[str]) -> None:
     run_dir, saved_model, data_dir = (absolute_path(FLAGS[name].value or "")
                                       for name in ("run_dir", "saved_model", "data_dir"))
     if run_dir:
-        model, labels, data, _ = rundir.load_run(run_dir)
+        model, labels, data, _ = rundir.load_run(run_dir, eval_image_size=FLAGS.eval_image_size,
+                                                 eval_crop_fraction=FLAGS.eval_crop_fraction)
         predict, source = predictors.model_predictor(model, data), run_dir
         image_size = data.image_size
         data_dir = data_dir or data.data_dir
@@ -50,10 +52,12 @@ def main(argv: list[str]) -> None:
     if not os.path.isdir(data_dir):
         raise NotADirectoryError(f"--data_dir={data_dir} is not a directory.")
     predictors.check_labels(labels, manifest_lib.load_manifest(data_dir)["labels"], source)
+    predict = predictors.with_tta(predict, FLAGS.eval_tta)
     records = datasets.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
     probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
     report = metrics.summarize(probabilities, labels_, labels)
-    report.update(source=source, data_dir=data_dir, split=FLAGS.split)
+    report.update(source=source, data_dir=data_dir, split=FLAGS.split, image_size=image_size,
+                  tta=FLAGS.eval_tta)
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
                               if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir

@@ -19,7 +19,8 @@ def main(argv: list[str]) -> None:
     from visiontrain.training.rundir import load_run
 
     config = configs.export_config()
-    path = export_run(config, *load_run(config.run_dir, config.weights))
+    path = export_run(config, *load_run(config.run_dir, config.weights, config.eval_image_size,
+                                               config.eval_crop_fraction))
     print(f"Exported SavedModel: {path}")
 
 

@@ -42,8 +42,8 @@ GROUPS: dict[str, tuple[str, str]] = {
 POLICY: dict[str, str] = {
     **dict.fromkeys(("model", "image_size", "dropout", "drop_path", "zero_init_residual",
                      "sync_bn", "pretrained"), "network"),
-    **dict.fromkeys(("global_batch_size", "grad_accum_steps", "seed", "shuffle_buffer"),
-                   "order"),
+    **dict.fromkeys(("global_batch_size", "grad_accum_steps", "seed", "shuffle_buffer",
+                     "aug_repeats"), "order"),
     **dict.fromkeys(("optimizer", "base_lr", "scale_lr", "momentum", "nesterov", "weight_decay",
                      "warmup_epochs", "schedule", "step_decay_epochs", "step_decay_rate",
                      "label_smoothing", "clip_norm", "ema_decay", "dtype", "augment",

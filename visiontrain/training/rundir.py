@@ -18,6 +18,7 @@ they were.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import socket
@@ -123,8 +124,31 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
         fileio.write_json_atomic(config_path, config)
 
 
-def load_run(run_dir: str, weights: str = "newest"
+def load_run(run_dir: str, weights: str = "newest", eval_image_size: int = 0,
+             eval_crop_fraction: float = 0.0
              ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+    """`load_weights` of the run, then rebuilt for evaluation at `eval_image_size` (0: the
+    training size) with `eval_crop_fraction` (0: the run's), which the returned data config
+    then holds; results get "train_image_size". Our networks end in global pooling, so
+    the same weights apply at any input size (the train/test resolution discrepancy of
+    Touvron et al. 2019: evaluating above the training size often scores better).
+    """
+    model, labels, data, results = load_weights(run_dir, weights)
+    size = eval_image_size or data.image_size
+    if size != data.image_size:
+        config = read_json(os.path.join(run_dir, CONFIG))
+        model_config = from_dict(ModelConfig, {**config["model"], "pretrained": ""})
+        resized = build_model(model_config, size)
+        resized.set_weights(model.get_weights())
+        model = resized
+    results = dict(results, train_image_size=data.image_size)
+    data = dataclasses.replace(data, image_size=size,
+                               eval_crop_fraction=eval_crop_fraction or data.eval_crop_fraction)
+    return model, labels, data, results
+
+
+def load_weights(run_dir: str, weights: str = "newest"
+                 ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
     When results.json says the EMA weights evaluated better than the raw ones, the
