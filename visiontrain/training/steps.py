@@ -54,6 +54,7 @@ def make_train_step(
     augmentation, forward and backward pass with XLA.
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    sync_bn = any(getattr(layer, "synchronized", False) for layer in model._flatten_layers())
 
     # XLA compiles the per-replica computation only: the input iterator, the
     # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
@@ -86,7 +87,8 @@ def make_train_step(
             grads, loss_sum, correct = gradients(images, labels, step)
         else:
             grads, loss_sum, correct = accumulate(gradients, model.trainable_variables,
-                                                  images, labels, step, accum_steps)
+                                                  images, labels, step, accum_steps,
+                                                  unroll=sync_bn)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         if ema is not None:
             ema.update(step)
@@ -96,13 +98,16 @@ def make_train_step(
     return step_fn
 
 
-def accumulate(gradients: Callable, variables, images, labels, step, accum_steps: int):
+def accumulate(gradients: Callable, variables, images, labels, step, accum_steps: int,
+               unroll: bool = False):
     """Sums `gradients` over `accum_steps` equal slices of one replica's batch.
 
     The whole accumulation window lives inside one step: no partial sum is ever held in
     a variable, so a checkpoint is always at an optimizer-step boundary and a run killed
     inside a window resumes by redoing that window. Micro-batch i of step s augments
     with the stream of micro-step (s - 1) * K + i + 1, so the micro-batches differ.
+    `unroll` writes the K micro-batches out in the graph instead of a tf.while_loop:
+    synchronised BatchNorm all-reduces through merge_call, which a loop body cannot make.
     """
     def slices(tensor):
         return tf.reshape(tensor, tf.concat([[accum_steps, -1], tf.shape(tensor)[1:]], 0))
@@ -111,7 +116,7 @@ def accumulate(gradients: Callable, variables, images, labels, step, accum_steps
     sums = [tf.zeros(v.shape, v.dtype) for v in variables]
     loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
     first = (tf.cast(step, tf.int64) - 1) * accum_steps + 1
-    for i in tf.range(accum_steps):
+    for i in range(accum_steps) if unroll else tf.range(accum_steps):
         grads, micro_loss, micro_correct = gradients(images[i], labels[i],
                                                      first + tf.cast(i, tf.int64))
         # A variable the loss does not reach (None) gets zeros, as apply_gradients expects.
