@@ -119,6 +119,8 @@ class DataConfig:
     # "balanced": every training class drawn equally often (single-label; see
     # pipelines/balanced.py); "none": every record once per epoch.
     sampling: str = "none"
+    # Repeated augmentation (DeiT): an epoch reads 1/N as many distinct records, N times each.
+    aug_repeats: int = 1
     # Model Garden pins a bounded prefetch: autotuned prefetch has caused OOMs.
     prefetch_batches: int = 4
     cache_eval: bool = True
@@ -134,6 +136,15 @@ class DataConfig:
         absolute_paths(self)
         if self.tf_data_service:
             parse_address(self.tf_data_service)
+            if self.aug_repeats > 1:
+                raise ValueError(
+                    f"--aug_repeats={self.aug_repeats} is not built for --tf_data_service; "
+                    "drop one of the two.")
+        if self.aug_repeats > 1 and self.sampling != "none":
+            # The balanced stream draws its own repeats of the rare classes' records.
+            raise ValueError(
+                f"--aug_repeats={self.aug_repeats} is not built for --sampling="
+                f"{self.sampling}; drop one of the two.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,12 +154,18 @@ class ModelConfig:
     name: str = "resnet50"
     num_classes: int = 0
     dropout: float = 0.0
+    # Stochastic depth of the deepest ResNet block, linear in depth from 0 (0: off).
+    drop_path: float = 0.0
     zero_init_residual: bool = True
     sync_bn: bool = False
     pretrained: str = _path_field("")
 
     def __post_init__(self):
         absolute_paths(self)
+
+
+# Which checkpoints --average_checkpoints averages: the newest, or the best by accuracy.
+AVERAGE_SOURCES = ("last", "best")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +175,9 @@ class TrainConfig:
     run_dir: str = _path_field()
     epochs: int = 10
     optimizer: str = "sgd"
+    # The optimizer steps once per this many micro-batches of global_batch_size images
+    # (timm's --grad-accum-steps): a step trains on grad_accum_steps * global_batch_size.
+    grad_accum_steps: int = 1
     base_lr: float = 0.1
     # Goyal et al.: LR = base_lr * global_batch / 256.
     scale_lr: bool = True
@@ -177,9 +197,15 @@ class TrainConfig:
     clip_norm: float = 0.0
     ema_decay: float = 0.0
     eval_every: int = 1
+    # Stop when validation accuracy has not improved for this many epochs (0: never).
+    early_stop_patience: int = 0
     steps_per_loop: int = 10
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
+    # At the end, evaluate and save the mean of N checkpoints (0: off), the last N or
+    # the best N by validation accuracy.
+    average_checkpoints: int = 0
+    average_of: str = "last"  # one of AVERAGE_SOURCES
     dtype: str = "float32"
     jit_compile: bool = False
     deterministic: bool = False
@@ -236,6 +262,13 @@ class ExportConfig:
     abstain: str = ""
     abstain_target: float = 0.99
     unknown_data_dir: str = _path_field("")
+    # "newest": the newest checkpoint (EMA weights when they evaluated better);
+    # "averaged": the checkpoint mean of --average_checkpoints.
+    weights: str = "newest"
+    # The preprocessing baked into the signatures; 0 takes the run's image_size and
+    # eval_crop_fraction.
+    eval_image_size: int = 0
+    eval_crop_fraction: float = 0.0
 
     def __post_init__(self):
         absolute_paths(self)

@@ -217,3 +217,36 @@ def test_one_dataset_over_epochs_is_the_epochs_one_after_another(
         separate = keys(1, 1, start_record=4) + keys(2, 1) + keys(3, 1)
         assert keys(1, 3, start_record=4) == separate
         assert len(separate) == 3 * steps * 2 - 4
+
+
+@pytest.mark.parametrize("num_shards,num_pipelines", [(3, 1), (3, 2), (1, 2)])
+def test_aug_repeats_reads_each_record_n_times_in_an_epoch_of_the_same_length(
+        data_dirs, num_shards, num_pipelines):
+    """DeiT's repeated augmentation: the exactly-once rule becomes exactly-N-times.
+
+    An epoch keeps its length R: ceil(R / 3) distinct records, each 3 times, except the
+    fewer than 3 overflowing copies; a resume yields exactly the rest of the epoch.
+    """
+    reader = datasets.make_reader(_config(data_dirs[num_shards], aug_repeats=3))
+    for p in range(num_pipelines):
+        keys = shards.epoch_keys(reader, epoch=2, batch=2, num_pipelines=num_pipelines,
+                                 pipeline_id=p)
+        counts = collections.Counter(keys)
+        assert len(counts) == epoch_order.distinct_records(len(keys), 3)
+        assert max(counts.values()) == 3
+        assert 3 * len(counts) - len(keys) == sum(3 - c for c in counts.values()) < 3
+        rest = shards.epoch_keys(reader, epoch=2, batch=2, start_record=4,
+                                 num_pipelines=num_pipelines, pipeline_id=p)
+        assert rest == keys[4:]
+    # Each copy is cropped at its own position in the epoch: the copies differ.
+    copies = collections.defaultdict(list)
+    for image, _, key in reader.train_dataset(epoch=0, batch_size=1, records_per_epoch=12,
+                                              with_keys=True).unbatch():
+        copies[key.numpy()].append(image.numpy())
+    assert all(len(images) == 3 for images in copies.values()) and len(copies) == 4
+    assert all(not np.array_equal(images[0], images[1]) for images in copies.values())
+
+
+def test_aug_repeats_is_not_built_for_the_data_service():
+    with pytest.raises(ValueError, match="--aug_repeats=2 is not built for --tf_data_service"):
+        DataConfig(data_dir="d", aug_repeats=2, tf_data_service="grpc://host:5050")

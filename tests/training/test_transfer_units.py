@@ -130,10 +130,15 @@ def test_layer_decay_multipliers_by_depth_from_the_top():
 @pytest.mark.parametrize("name, kwargs", [
     ("sgd", dict(momentum=0.9, nesterov=True, weight_decay=0.1)),
     ("adamw", dict(weight_decay=0.1)),
+    ("rmsprop", dict(momentum=0.9, rho=0.9, epsilon=1e-3, weight_decay=0.1)),
+    ("lamb", dict(weight_decay=0.1)),
+    ("lion", dict(weight_decay=0.1)),
 ])
 def test_layer_decay_is_a_per_variable_learning_rate(name, kwargs):
     """Same trajectory as a plain optimizer at lr * multiplier (for AdamW, unlike grad scaling)."""
-    base = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW}[name]
+    base = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW,
+            "rmsprop": keras.optimizers.RMSprop, "lamb": keras.optimizers.Lamb,
+            "lion": keras.optimizers.Lion}[name]
     decayed_cls = optim.optimizer_class(base, TrainConfig(run_dir="r", layer_decay=0.5))
     init = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3)
     a, b, c = (keras.Variable(init) for _ in range(3))

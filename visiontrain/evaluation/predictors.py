@@ -8,6 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
+from visiontrain.pipelines.preprocess import decode_rgb, preprocess_for_eval
+
+TTA_MODES = ("none", "flip")
 
 
 def collect(
@@ -48,7 +51,6 @@ def model_predictor(model, data: DataConfig, multi_label: bool = False) -> Calla
     """A Keras model plus the shared eval preprocessing, as encoded bytes -> probabilities
     (softmax over the classes; per-label sigmoid for a multi-label model)."""
     activation = tf.nn.sigmoid if multi_label else tf.nn.softmax
-    from visiontrain.pipelines.preprocess import preprocess_for_eval
 
     @tf.function
     def predict(encoded):
@@ -61,6 +63,26 @@ def model_predictor(model, data: DataConfig, multi_label: bool = False) -> Calla
                                   tf.float32))
 
     return predict
+
+
+def with_tta(predict: Callable[[tf.Tensor], tf.Tensor], mode: str) -> Callable:
+    """`predict` with test-time augmentation: "flip" averages the probabilities of each
+    image and of its mirror image; "none" is `predict` itself.
+
+    The mirror image is re-encoded as PNG (lossless), so any encoded-bytes predictor, a
+    SavedModel's serving signature included, sees it through its own preprocessing.
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"Unknown --eval_tta={mode!r}; use one of {TTA_MODES}.")
+    if mode == "none":
+        return predict
+
+    @tf.function
+    def mirror(encoded):
+        return tf.map_fn(lambda e: tf.io.encode_png(tf.image.flip_left_right(decode_rgb(e))),
+                         encoded, fn_output_signature=tf.string)
+
+    return lambda encoded: (predict(encoded) + predict(mirror(encoded))) / 2
 
 
 def check_labels(model_labels: list[str], data_labels: list[str], source: str) -> None:

@@ -14,6 +14,7 @@ from absl import flags
 
 from visiontrain.augment.policy import PRESETS as AUGMENT_PRESETS
 from visiontrain.config import (
+    AVERAGE_SOURCES,
     DataConfig,
     DistributionConfig,
     ModelConfig,
@@ -52,6 +53,9 @@ def define_data_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("enum", "sampling", "none: every training record once per epoch; balanced: a "
            "seeded class-balanced draw (each class equally often, rare records repeat, "
            "common ones are subsampled), same epoch length.", enum_values=SAMPLINGS)
+    define("integer", "aug_repeats", "Repeated augmentation (DeiT): an epoch keeps its "
+           "length but reads 1/N as many distinct images, each N times with its own crop and "
+           "augmentation (1: off).", lower_bound=1)
     define("integer", "prefetch_batches", "Bounded prefetch (autotune has caused OOMs).",
            lower_bound=1)
     define("bool", "verify_sha256", "Hash every shard in the pre-flight check.")
@@ -91,6 +95,9 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
            "takes any width, e.g. mobilenet_v1_0.35).")
     define("float", "dropout", "Dropout before the classifier.",
            lower_bound=0.0, upper_bound=0.95)
+    define("float", "drop_path", "Stochastic depth for our ResNets: the deepest block's "
+           "residual branch is dropped at this rate, earlier blocks linearly less (0: off).",
+           lower_bound=0.0, upper_bound=0.9)
     define("bool", "zero_init_residual", "Zero-init the last BN gamma of each block.")
     define("bool", "sync_bn", "Synchronise BatchNorm statistics across replicas.")
     define("string", "pretrained", "'' (random init), 'imagenet', hub:PRESET (keras-hub models: a "
@@ -119,6 +126,9 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("string", "run_dir", "Run directory (checkpoints, logs, records).")
     define("integer", "epochs", "Training epochs.", lower_bound=1)
     define("enum", "optimizer", "Optimizer.", enum_values=OPTIMIZERS)
+    define("integer", "grad_accum_steps", "Step the optimizer once per K micro-batches of "
+           "--global_batch_size (a step trains on K * global_batch_size images; LR scaling, "
+           "schedule, EMA and checkpoints count these steps).", lower_bound=1)
     define("float", "base_lr", "Learning rate per 256 images.", lower_bound=0.0)
     define("bool", "scale_lr", "Scale base_lr by global_batch_size / 256.")
     define("float", "momentum", "SGD momentum.", lower_bound=0.0, upper_bound=1.0)
@@ -142,10 +152,19 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("integer", "max_nan_retries", "On a NaN/inf loss, restore the last checkpoint "
            "and retry this many times before stopping.", lower_bound=0)
     define("integer", "eval_every", "Evaluate every N epochs.", lower_bound=1)
+    define("integer", "early_stop_patience", "Stop when validation accuracy has not improved "
+           "for N epochs; the reason goes to the log and results.json (0: never).",
+           lower_bound=0)
     define("integer", "steps_per_loop", "Steps per tf.function call.", lower_bound=1)
     define("integer", "checkpoint_every_steps",
            "Periodic checkpoint interval (0: epochs only).", lower_bound=0)
     define("integer", "keep_checkpoints", "Checkpoints kept.", lower_bound=1)
+    define("integer", "average_checkpoints", "At the end, evaluate the mean of N checkpoints "
+           "against the best single one and save it as RUN/averaged.weights.h5 "
+           "(visiontrain-export --weights=averaged); 0: off.", lower_bound=0)
+    define("enum", "average_of", "Which checkpoints --average_checkpoints averages: the "
+           "'last' N (needs --keep_checkpoints >= N) or the 'best' N by validation accuracy.",
+           enum_values=AVERAGE_SOURCES)
     define("enum", "dtype", "Compute dtype policy.", enum_values=DTYPES)
     define("bool", "jit_compile", "XLA-compile the step (slower on CPU).")
     define("string", "augment", "On-device augmentation policy, e.g. "

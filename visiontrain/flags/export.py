@@ -38,6 +38,13 @@ def define_export_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
            "validation images.")
     define("string", "unknown_data_dir", "With --abstain: shards of classes the model never "
            "saw; their validation split's abstain rate is reported beside the known one's.")
+    define("enum", "weights", "Which weights to export: the 'newest' checkpoint (its EMA "
+           "weights when they evaluated better) or the 'averaged' checkpoints of "
+           "--average_checkpoints.", enum_values=["newest", "averaged"])
+    define("integer", "eval_image_size", "Serve at this input side instead of the training "
+           "--image_size (0: the training size).", lower_bound=0)
+    define("float", "eval_crop_fraction", "Centre-crop fraction the signatures bake in "
+           "(0: the run's --eval_crop_fraction).", lower_bound=0.0, upper_bound=1.0)
     flags.mark_flags_as_required(["run_dir", "export_dir"], flag_values=fv)
     flags.register_validator(
         "version", lambda v: v == "auto" or (v.isdigit() and int(v) > 0),

@@ -31,6 +31,21 @@ def define_evaluate_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        "threshold on validation for this precision (the most recall reaching "
                        "it); 0: for maximum F1.", lower_bound=0.0, upper_bound=1.0,
                        flag_values=fv)
+    flags.DEFINE_integer("eval_image_size", 0, "With --run_dir: evaluate at this input side "
+                         "instead of the training --image_size (0: the training size).",
+                         lower_bound=0, flag_values=fv)
+    flags.DEFINE_float("eval_crop_fraction", 0.0, "With --run_dir: centre-crop fraction "
+                       "(0: the run's --eval_crop_fraction).", lower_bound=0.0,
+                       upper_bound=1.0, flag_values=fv)
+    flags.DEFINE_enum("eval_tta", "none", ["none", "flip"], "Test-time augmentation: 'flip' "
+                      "averages the probabilities of each image and its mirror image.",
+                      flag_values=fv)
+    flags.register_multi_flags_validator(
+        ["saved_model", "eval_image_size", "eval_crop_fraction"],
+        lambda f: not (f["saved_model"] and (f["eval_image_size"] or f["eval_crop_fraction"])),
+        message="A SavedModel has its input size and crop baked in; re-export the run with "
+        "visiontrain-export --eval_image_size/--eval_crop_fraction, or pass --run_dir.",
+        flag_values=fv)
     flags.register_multi_flags_validator(
         ["run_dir", "saved_model"], lambda f: bool(f["run_dir"]) != bool(f["saved_model"]),
         message="Pass exactly one of --run_dir and --saved_model.", flag_values=fv)

@@ -158,6 +158,11 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
         )
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); received: dropout={config.dropout}")
+    if config.drop_path and spec.family not in ("resnet", "cifar_resnet"):
+        raise ValueError(
+            f"--drop_path={config.drop_path} is implemented for our ResNets "
+            f"({', '.join(resnet.RESNET_SPECS)}), not {spec.name!r}; drop --drop_path or "
+            "pick one of them.")
     if config.pretrained == "imagenet" and not spec.imagenet_weights:
         raise ValueError(
             f"{spec.name!r} has no downloadable ImageNet weights. Use a keras.applications "
@@ -177,7 +182,8 @@ def _build_backbone(
             backbone = resnet.build_small_cnn_backbone(image_size, config.sync_bn)
         else:
             backbone = resnet.build_resnet_backbone(
-                spec.name, image_size, config.zero_init_residual, config.sync_bn)
+                spec.name, image_size, config.zero_init_residual, config.sync_bn,
+                config.drop_path)
         if weights is not None:
             try:
                 backbone.load_weights(weights)

@@ -5,6 +5,8 @@ first 1x1; v1.5 is what torchvision, Model Garden and keras-hub ship). Convoluti
 no bias (BN follows) and no L2 regulariser: the optimizer applies decoupled weight decay.
 BN uses momentum 0.9 and epsilon 1e-5 (the PyTorch / Model Garden values).
 Stage outputs are named `stage{i}_out` (i from 1) so endpoints need no surgery.
+Stochastic depth (`drop_path`) drops the residual branch of block b of N with rate
+`drop_path * b / (N - 1)`, linear in depth from 0 at the first block (timm's rule).
 """
 
 from __future__ import annotations
@@ -79,6 +81,40 @@ def _bn(sync_bn: bool, name: str, zero_gamma: bool = False) -> keras.layers.Batc
     )
 
 
+@keras.saving.register_keras_serializable(package="visiontrain")
+class DropPath(keras.layers.Layer):
+    """Stochastic depth (Huang et al. 2016): zeroes a residual branch per example in training.
+
+    Kept branches are scaled by 1 / (1 - rate), so inference (the identity) sees the
+    same expected value.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"DropPath rate must be in [0, 1); received: rate={rate}")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            return inputs
+        keep = 1.0 - self.rate
+        shape = (keras.ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        draw = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
+        return inputs * keras.ops.floor(keep + draw) / keep
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def drop_path_rates(arch: ResNetArch, drop_path: float) -> list[float]:
+    """The stochastic-depth rate of every block in order: linear from 0 to `drop_path`."""
+    count = sum(blocks for _, blocks in arch.stages)
+    return [drop_path * i / max(1, count - 1) for i in range(count)]
+
+
 def apply_block(
     x: keras.KerasTensor,
     filters: int,
@@ -87,6 +123,7 @@ def apply_block(
     zero_init_residual: bool,
     sync_bn: bool,
     name: str,
+    drop_path: float = 0.0,
 ) -> keras.KerasTensor:
     """One residual block, basic or bottleneck; projection shortcut when the shape changes.
 
@@ -99,6 +136,7 @@ def apply_block(
         (Goyal et al. 2017), which eases early training of deep nets.
       sync_bn: Synchronise BN statistics across replicas.
       name: Layer name prefix.
+      drop_path: Stochastic-depth rate of the residual branch (0: no DropPath layer).
 
     Returns:
       The block output after the final ReLU.
@@ -122,6 +160,8 @@ def apply_block(
         y = _bn(sync_bn, f"{name}_bn3", zero_init_residual)(y)
     else:
         raise ValueError(f"Unknown ResNet block {block!r}; known: ['basic', 'bottleneck']")
+    if drop_path:
+        y = DropPath(drop_path, name=f"{name}_drop_path")(y)
     shortcut = x
     if stride != 1 or x.shape[-1] != out_filters:
         shortcut = _conv(out_filters, 1, stride, f"{name}_proj_conv")(x)
@@ -139,12 +179,16 @@ def apply_stack(
     zero_init_residual: bool,
     sync_bn: bool,
     name: str,
+    drop_paths: tuple[float, ...] = (),
 ) -> keras.KerasTensor:
-    """A stage of `blocks` residual blocks; only the first one strides."""
+    """A stage of `blocks` residual blocks; only the first one strides.
+
+    `drop_paths` gives each block its stochastic-depth rate (empty: none).
+    """
     for i in range(blocks):
         x = apply_block(
             x, filters, stride if i == 0 else 1, block, zero_init_residual, sync_bn,
-            f"{name}_block{i + 1}",
+            f"{name}_block{i + 1}", drop_paths[i] if drop_paths else 0.0,
         )
     return keras.layers.Identity(name=f"{name}_out")(x)
 
@@ -163,7 +207,8 @@ def _apply_stem(x: keras.KerasTensor, stem: str, sync_bn: bool) -> keras.KerasTe
 
 
 def build_resnet_backbone(
-    name: str, image_size: int, zero_init_residual: bool, sync_bn: bool
+    name: str, image_size: int, zero_init_residual: bool, sync_bn: bool,
+    drop_path: float = 0.0,
 ) -> keras.Model:
     """The ResNet `name` from `RESNET_SPECS` as a feature-map model named "backbone".
 
@@ -172,18 +217,21 @@ def build_resnet_backbone(
       image_size: Input height and width.
       zero_init_residual: See `apply_block`.
       sync_bn: See `apply_block`.
+      drop_path: Stochastic-depth rate of the deepest block (see `drop_path_rates`).
 
     Returns:
       A model from scaled images [b, s, s, 3] to the last stage's feature map.
     """
     arch = RESNET_SPECS[name]
+    rates = drop_path_rates(arch, drop_path) if drop_path else []
     inputs = keras.Input((image_size, image_size, 3), name="scaled_images")
     x = _apply_stem(inputs, arch.stem, sync_bn)
     for i, (filters, blocks) in enumerate(arch.stages):
         x = apply_stack(
             x, filters, blocks, 1 if i == 0 else 2, arch.block, zero_init_residual, sync_bn,
-            f"stage{i + 1}",
+            f"stage{i + 1}", tuple(rates[:blocks]),
         )
+        rates = rates[blocks:]
     return keras.Model(inputs, x, name="backbone")
 
 

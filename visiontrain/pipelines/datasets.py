@@ -191,9 +191,16 @@ def make_train_dataset(
         else:
             records = read_share(seed)
             # The remainder goes before the shuffle: the mask indexes the fixed read order.
-            if records_per_epoch < share.num_records:
-                records = drop_remainder(records, epoch_order.remainder_mask(
-                    share.num_records, records_per_epoch, seed))
+            distinct = epoch_order.distinct_records(records_per_epoch, config.aug_repeats)
+            if distinct < share.num_records:
+                records = drop_remainder(
+                    records, epoch_order.remainder_mask(share.num_records, distinct, seed))
+            if config.aug_repeats > 1:
+                # Adjacent before the shuffle, so the copies land in nearby batches; each
+                # copy has its own position, hence its own crop and augmentation.
+                records = records.flat_map(
+                    _plain(lambda record: tf.data.Dataset.from_tensors(record).repeat(
+                        config.aug_repeats)))
             records = shuffle(records, seed)
         # take, then skip, both before decoding: skipping a consumed record costs no decode.
         first = tf.where(this_epoch == epoch, tf.constant(start_record, tf.int64), 0)

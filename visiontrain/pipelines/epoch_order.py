@@ -84,6 +84,16 @@ def permutation(size: int, seed: tf.Tensor, stream: int) -> tf.Tensor:
     return tf.argsort(tf.random.stateless_uniform([size], tf.stack([seed, stream])))
 
 
+def distinct_records(records_per_epoch: int, aug_repeats: int) -> int:
+    """Distinct records an epoch reads with repeated augmentation (DeiT's RASampler).
+
+    An epoch keeps its length: `records_per_epoch` reads, of ceil(records_per_epoch /
+    aug_repeats) distinct records, each read `aug_repeats` times; the last copies of the
+    shuffled stream that overflow the epoch (fewer than `aug_repeats`) are not read.
+    """
+    return -(-records_per_epoch // aug_repeats)
+
+
 def check_records_per_epoch(num_records: int, records_per_epoch: int) -> None:
     """Refuses an epoch longer than the pipeline's share.
 

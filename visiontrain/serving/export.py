@@ -211,6 +211,11 @@ def export_run(
             "labels": labels,
             "image_size": data.image_size,
             "eval_crop_fraction": data.eval_crop_fraction,
+            "train_image_size": results.get("train_image_size", data.image_size),
+            "preprocessing": (
+                f"decode to RGB, centre crop {data.eval_crop_fraction:g} of the shorter side, "
+                f"bilinear resize to {data.image_size}x{data.image_size}, float32 in [0, 255]; "
+                "no test-time augmentation"),
             "input_value_range": [0, 255],
             "max_pixels": config.max_pixels,
             "top_k": min(config.top_k, len(labels)),

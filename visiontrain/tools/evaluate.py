@@ -1,6 +1,7 @@
 """visiontrain-evaluate: metrics, per-class report and images of a run or a SavedModel.
 
     visiontrain-evaluate --run_dir=RUN [--split=validation] [--data_dir=DATA]
+        [--eval_image_size=S --eval_crop_fraction=F --eval_tta=flip]
     visiontrain-evaluate --saved_model=EXPORT/NAME/1 --data_dir=DATA --output=report.json
 
 Prints the per-class precision/recall/F1/support table and the calibration scores
@@ -44,7 +45,8 @@ def main(argv: list[str]) -> None:
     run_dir, saved_model, data_dir = (absolute_path(FLAGS[name].value or "")
                                       for name in ("run_dir", "saved_model", "data_dir"))
     if run_dir:
-        model, labels, data, _ = rundir.load_run(run_dir)
+        model, labels, data, _ = rundir.load_run(run_dir, eval_image_size=FLAGS.eval_image_size,
+                                                 eval_crop_fraction=FLAGS.eval_crop_fraction)
         source, image_size = run_dir, data.image_size
         data_dir = data_dir or data.data_dir
     else:
@@ -60,6 +62,7 @@ def main(argv: list[str]) -> None:
     if run_dir:
         predict = predictors.model_predictor(model, data, multi_label=multi)
     predictors.check_labels(labels, manifest["labels"], source)
+    predict = predictors.with_tta(predict, FLAGS.eval_tta)
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
                               if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
@@ -81,7 +84,8 @@ def main(argv: list[str]) -> None:
         report = metrics.summarize(probabilities, labels_, labels)
         metrics.add_train_frequency(report, manifest["splits"]["train"].get("class_counts", {}))
         pictures = draw_pictures(report, mistakes, image_size)
-    report.update(source=source, data_dir=data_dir, split=FLAGS.split)
+    report.update(source=source, data_dir=data_dir, split=FLAGS.split, image_size=image_size,
+                  tta=FLAGS.eval_tta)
     if image_dir:
         report["images"] = write_images(pictures, image_dir)
     if logdir:

@@ -26,7 +26,8 @@ def main(argv: list[str]) -> None:
     from visiontrain.training.rundir import load_run, load_thresholds
 
     config = configs.export_config()
-    model, labels, data, results = load_run(config.run_dir)
+    model, labels, data, results = load_run(config.run_dir, config.weights,
+                                            config.eval_image_size, config.eval_crop_fraction)
     path = export_run(config, model, labels, data, results,
                       load_thresholds(config.run_dir, data.data_dir))
     print(f"Exported SavedModel: {path}")

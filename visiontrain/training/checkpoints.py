@@ -6,9 +6,13 @@ record order is a pure function of the seed (see pipelines/datasets.py).
 
 Layout and how to get weights back (the exporter's contract):
 
-    RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema)
+    RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema,
+                                       and the random-layer states, rng, when there are any)
     RUN_DIR/checkpoints/best/ckpt-STEP* the best by validation accuracy (same objects)
     RUN_DIR/checkpoints/best/best.json {"step", "accuracy", "weights": "raw"|"ema"}
+    RUN_DIR/checkpoints/top/ckpt-STEP* the N best by raw validation accuracy, kept for
+                                       --average_checkpoints=N --average_of=best
+    RUN_DIR/checkpoints/top/top.json   [{"step", "accuracy"}], best first
     RUN_DIR/best.weights.h5            the winning weights of the best evaluation, already
                                        EMA-swapped when "weights" is "ema":
                                        `model.load_weights(path)` is all an exporter needs.
@@ -41,6 +45,8 @@ from visiontrain.training.ema import WeightAverage
 BEST = "best"
 BEST_RECORD = "best.json"
 BEST_WEIGHTS = RUN_BEST_WEIGHTS
+TOP = "top"
+TOP_RECORD = "top.json"
 
 
 class RunCheckpoints:
@@ -84,6 +90,11 @@ class RunCheckpoints:
         objects = dict(model=model, optimizer=optimizer, step=self.step_var)
         if ema is not None:
             objects["ema"] = ema
+        # The states of Keras' stateful random layers (Dropout, DropPath) are not model
+        # weights; without them a resumed run would redraw the masks it already used.
+        rng = [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
+        if rng:
+            objects["rng"] = rng
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=config.keep_checkpoints
@@ -91,6 +102,9 @@ class RunCheckpoints:
         self.best_manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.directory, BEST), max_to_keep=1
         )
+        # Read once, from the chief's directory, then kept in step on every worker.
+        path = os.path.join(self.chief_directory, TOP, TOP_RECORD)
+        self.top = json.load(open(path)) if os.path.exists(path) else []
 
     def step(self) -> int:
         return int(self.step_var.numpy())
@@ -171,6 +185,33 @@ class RunCheckpoints:
                     ema.swap()
             fileio.write_json_atomic(os.path.join(self.directory, BEST, BEST_RECORD), record)
         return record
+
+    def save_top(self, step: int, accuracy: float, keep: int) -> None:
+        """Keeps the checkpoint of `step` if it is among the `keep` best by `accuracy`."""
+        if any(record["step"] == step for record in self.top):
+            return
+        ranked = sorted([*self.top, {"step": step, "accuracy": accuracy}],
+                        key=lambda record: (-record["accuracy"], record["step"]))
+        self.top, dropped = ranked[:keep], ranked[keep:]
+        top_dir = os.path.join(self.directory, TOP)
+        if any(record["step"] == step for record in self.top):
+            self.before_save()
+            self.step_var.assign(step)
+            self.checkpoint.write(os.path.join(top_dir, f"ckpt-{step}"))
+        for record in dropped:
+            for name in tf.io.gfile.glob(os.path.join(top_dir, f"ckpt-{record['step']}.*")):
+                tf.io.gfile.remove(name)
+        if self._chief:
+            fileio.write_json_atomic(os.path.join(top_dir, TOP_RECORD), self.top)
+
+    def average_paths(self, source: str, count: int) -> list[str]:
+        """The checkpoints to average: the `count` newest ("last", step 0 left out) or the
+        `count` best by validation accuracy ("best"), this process's copies."""
+        if source == "best":
+            return [os.path.join(self.directory, TOP, f"ckpt-{record['step']}")
+                    for record in self.top]
+        trained = [path for path in self.manager.checkpoints if not path.endswith("ckpt-0")]
+        return trained[-count:]
 
     def latest_path(self) -> str | None:
         return self.manager.latest_checkpoint if self._chief else None

@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from visiontrain import fileio
@@ -28,9 +27,11 @@ from visiontrain.config import DataConfig, ModelConfig, TrainConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
+    averaging,
     checkpoints,
     class_weights,
     data_errors,
+    early_stop,
     losses,
     optim,
     rundir,
@@ -41,6 +42,7 @@ from visiontrain.training import (
     validation,
 )
 from visiontrain.training.ema import WeightAverage
+from visiontrain.training.evaluator import Evaluator, better_weights
 from visiontrain.training.preemption import make_preemption_handler
 from visiontrain.training.progress import ProgressLog
 from visiontrain.training.strategy import is_chief
@@ -101,6 +103,11 @@ def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
             "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
             "reproducible runs, or pass --nodeterministic to compile with XLA."
         )
+    if config.average_of == "last" and config.average_checkpoints > config.keep_checkpoints:
+        raise ValueError(
+            f"--average_checkpoints={config.average_checkpoints} averages the newest "
+            f"checkpoints, but --keep_checkpoints={config.keep_checkpoints} keeps fewer; "
+            f"pass --keep_checkpoints={config.average_checkpoints} or more.")
     if config.jit_compile and model_config.sync_bn:
         raise ValueError(
             "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
@@ -128,13 +135,6 @@ def log_augmented_samples(
                              replica_id=0)
     grid = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
     summaries.write_image_grid(logdir, "augmented_samples", grid.numpy(), step)
-
-
-def better_weights(evals: dict[str, dict[str, float]]) -> str:
-    """"ema" when the EMA weights beat the raw ones on validation accuracy, else "raw"."""
-    if "ema" in evals and evals["ema"]["accuracy"] > evals["raw"]["accuracy"]:
-        return "ema"
-    return "raw"
 
 
 def train(
@@ -188,7 +188,9 @@ def _train(
     model_config = dataclasses.replace(model_config, num_classes=len(labels))
     config = dataclasses.replace(config, loss=losses.resolve(config.loss, source.multi_label))
     pipelines = num_input_pipelines(strategy)
-    steps_per_epoch = source.steps_per_epoch(data.global_batch_size, pipelines)
+    # One optimizer step reads grad_accum_steps micro-batches: this many images.
+    step_batch = data.global_batch_size * config.grad_accum_steps
+    steps_per_epoch = source.steps_per_epoch(step_batch, pipelines)
     total_steps = config.epochs * steps_per_epoch
     plan = transfer.make_plan(config, steps_per_epoch)
     source.log_sharding(pipelines)
@@ -211,7 +213,7 @@ def _train(
     keras.mixed_precision.set_dtype_policy(config.dtype)
     with strategy.scope():
         model = build_model(model_config, data.image_size)
-        schedule = schedules.make_schedule(config, steps_per_epoch, data.global_batch_size)
+        schedule = schedules.make_schedule(config, steps_per_epoch, step_batch)
         optimizer = optim.make_optimizer(config, schedule, model)
         # Built over everything that may ever train, before any freezing: stable slots.
         optim.attach_layer_decay(optimizer, model, config)
@@ -232,49 +234,14 @@ def _train(
     preemption = make_preemption_handler(strategy, lambda: ckpt.save(progress["step"]), scratch)
 
     train_fn = steps.make_train_step(
-        model, optimizer, num_classes=len(labels), global_batch_size=data.global_batch_size,
+        model, optimizer, num_classes=len(labels), global_batch_size=step_batch,
         label_smoothing=config.label_smoothing, loss=config.loss, class_weights=weights,
         augmenter=augmenter, ema=ema, jit_compile=config.jit_compile,
-        multi_label=source.multi_label,
+        multi_label=source.multi_label, accum_steps=config.grad_accum_steps,
     )
-    eval_fn = steps.make_eval_step(model, len(labels), config.loss, source.multi_label)
-
     train_steps = steps.make_multi_step(strategy, train_fn)
-
-    @tf.function
-    def eval_batch(images, labels):
-        sums, tally = strategy.run(eval_fn, args=(images, labels))
-        return (strategy.reduce("SUM", sums, axis=None),
-                strategy.reduce("SUM", tally, axis=None))
-
-    tallies: dict[str, np.ndarray] = {}
-
-    def evaluate_raw(kind: str = "raw") -> dict[str, float]:
-        eval_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: source.eval_dataset(
-                batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
-                num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
-            )
-        )
-        sums, tally = tf.zeros([4]), tf.zeros(steps.tally_shape(len(labels), source.multi_label))
-        for images, labels_batch in eval_ds:
-            batch_sums, batch_tally = eval_batch(images, labels_batch)
-            sums += batch_sums
-            tally += batch_tally
-        tallies[kind] = tally.numpy()
-        return validation.metrics_of(sums.numpy(), tallies[kind], source.multi_label)
-
-    def evaluate() -> dict[str, dict[str, float]]:
-        """Metrics of the raw weights, and of the EMA weights swapped in when kept."""
-        sync_replicas()  # Evaluate the statistics the next checkpoint saves.
-        by_weights = {"raw": evaluate_raw()}
-        if ema is not None:
-            ema.swap()
-            try:
-                by_weights["ema"] = evaluate_raw("ema")
-            finally:
-                ema.swap()
-        return by_weights
+    evaluate = Evaluator(strategy, source, model, len(labels), data.global_batch_size, ema,
+                         sync_replicas, config.loss)
 
     log_dirs = {name: os.path.join(config.run_dir, name)
                 for name in (rundir.TRAIN_LOGS, rundir.VALIDATION_LOGS)}
@@ -289,24 +256,28 @@ def _train(
     # ---- The loop: one dataset for the rest of the run, resumed at the exact next batch
     # (and rebuilt only after a NaN restore), so epochs follow without a set-up stall.
     n = strategy.num_replicas_in_sync
-    logging.info("Training %s: %d steps (%d per epoch, global batch %d, %d replica%s)%s.",
-                 model_config.name, total_steps, steps_per_epoch, data.global_batch_size,
+    accum = config.grad_accum_steps
+    logging.info("Training %s: %d steps (%d per epoch, global batch %d%s, %d replica%s)%s.",
+                 model_config.name, total_steps, steps_per_epoch, step_batch,
+                 f" = {accum} micro-batches of {data.global_batch_size}" if accum > 1 else "",
                  n, "s" * (n != 1), f", resuming at step {step}" if step else "")
-    progress_log = ProgressLog(total_steps, steps_per_epoch, data.global_batch_size,
+    progress_log = ProgressLog(total_steps, steps_per_epoch, step_batch,
                                config.progress_every_s, step)
     evals: dict[str, dict[str, float]] = {}
     nan_retries = 0
     samples_logged = False
     phase = None
     iterator = None
-    while step < total_steps:
+    # Checked at every epoch end (and here, for a rerun of a run that stopped early).
+    stopped = early_stop.stop_record(best, step, steps_per_epoch, config.early_stop_patience)
+    while step < total_steps and stopped is None:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         if iterator is None:
-            position = epoch_position(step, steps_per_epoch, data.global_batch_size // pipelines)
+            position = epoch_position(step, steps_per_epoch, step_batch // pipelines)
             train_ds = strategy.distribute_datasets_from_function(
                 lambda ctx, position=position, epochs=config.epochs - epoch: source.train_dataset(
                     **position, epochs=epochs,
-                    batch_size=ctx.get_per_replica_batch_size(data.global_batch_size),
+                    batch_size=ctx.get_per_replica_batch_size(step_batch),
                     num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
                 )
             )
@@ -324,7 +295,7 @@ def _train(
                 profiler.step(step)
             start = time.perf_counter()
             loss_sum, correct = train_steps(iterator, tf.constant(todo), tf.constant(step), phase)
-            loss = float(loss_sum) / (todo * data.global_batch_size)
+            loss = float(loss_sum) / (todo * step_batch)
             elapsed = time.perf_counter() - start
             if not math.isfinite(loss):
                 if nan_retries >= config.max_nan_retries:
@@ -348,9 +319,9 @@ def _train(
             progress_log.update(step, loss, todo)
             with writers[rundir.TRAIN_LOGS].as_default(step=step):
                 tf.summary.scalar("loss", loss)
-                tf.summary.scalar("accuracy", float(correct) / (todo * data.global_batch_size))
+                tf.summary.scalar("accuracy", float(correct) / (todo * step_batch))
                 tf.summary.scalar("learning_rate", float(schedule(optimizer.iterations)))
-                tf.summary.scalar("images_per_second", todo * data.global_batch_size / elapsed)
+                tf.summary.scalar("images_per_second", todo * step_batch / elapsed)
                 tf.summary.scalar("step_time_ms", 1000 * elapsed / todo)
             ckpt.maybe_save(step)
             preemption.save_checkpoint_if_preempted()
@@ -363,11 +334,18 @@ def _train(
                              epoch + 1, step, kind, metrics)
                 validation.write_summaries(
                     writers[rundir.VALIDATION_LOGS], log_dirs[rundir.VALIDATION_LOGS], kind,
-                    metrics, tallies[kind], labels, step, chief)
+                    metrics, evaluate.tallies[kind], labels, step, chief)
             ckpt.save(step)
             kind = better_weights(evals)
             if evals[kind]["accuracy"] > best["accuracy"]:
                 best = ckpt.save_best(step, evals[kind]["accuracy"], kind, ema)
+            if config.average_checkpoints and config.average_of == "best":
+                ckpt.save_top(step, evals["raw"]["accuracy"], config.average_checkpoints)
+        stopped = early_stop.stop_record(best, step, steps_per_epoch,
+                                         config.early_stop_patience)
+    if stopped is not None:
+        logging.info("Stopped early at epoch %d of %d: %s.", stopped["epoch"], config.epochs,
+                     stopped["reason"])
     if not evals:
         evals = evaluate()
     del preemption
@@ -376,7 +354,16 @@ def _train(
     results = {"step": step, "epochs": config.epochs, "validation": evals[kind],
                "weights": kind, "validation_by_weights": evals,
                "checkpoint": ckpt.latest_path(), "best": best,
-               "best_weights_file": checkpoints.BEST_WEIGHTS}
+               "best_weights_file": checkpoints.BEST_WEIGHTS, "early_stop": stopped}
+    if config.average_checkpoints:
+        results["averaged"] = averaging.evaluate_average(
+            model, ckpt.average_paths(config.average_of, config.average_checkpoints), best,
+            evaluate.evaluate_weights, config.run_dir, chief)
+        logging.info("Mean of the %s %d checkpoints %s: validation %s; %+.4f accuracy "
+                     "against the best single checkpoint.", config.average_of,
+                     config.average_checkpoints, results["averaged"]["checkpoints"],
+                     results["averaged"]["validation"],
+                     results["averaged"]["accuracy_minus_best"])
     if chief:
         fileio.write_json_atomic(os.path.join(config.run_dir, rundir.RESULTS), results)
         summaries.write_hparams(

@@ -4,7 +4,8 @@ Layer decay multiplies each variable's learning rate, not its gradient: Adam/Ada
 normalise the gradient's scale away, so gradient scaling would do nothing there. The
 optimizers below pass `lr * multiplier` to the stock update of each variable and apply
 decoupled weight decay with the same per-variable LR, which is exactly a per-variable
-learning rate for SGD (with or without momentum / Nesterov) and AdamW alike.
+learning rate for SGD (with or without momentum / Nesterov), AdamW, RMSProp, LAMB and
+Lion alike.
 """
 
 from __future__ import annotations
@@ -17,16 +18,34 @@ import tensorflow as tf
 from visiontrain.config import TrainConfig
 from visiontrain.models.registry import backbone_blocks
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop", "lamb", "lion")
+
+
+def _stock_optimizers(config: TrainConfig) -> dict[str, tuple[type, dict]]:
+    """--optimizer -> (Keras core class, its arguments beyond LR, decay and clipping).
+
+    RMSProp follows the TF EfficientNet / MobileNet recipes (decay 0.9, momentum 0.9,
+    epsilon 1e-3, inside the square root as in TF); LAMB and Lion take Keras' betas.
+    """
+    return {
+        "sgd": (keras.optimizers.SGD, dict(momentum=config.momentum, nesterov=config.nesterov)),
+        "adamw": (keras.optimizers.AdamW, {}),
+        "rmsprop": (keras.optimizers.RMSprop, dict(rho=0.9, momentum=config.momentum,
+                                                   epsilon=1e-3)),
+        "lamb": (keras.optimizers.Lamb, {}),
+        "lion": (keras.optimizers.Lion, {}),
+    }
 
 
 def make_optimizer(
     config: TrainConfig, schedule, model: keras.Model
 ) -> keras.optimizers.Optimizer:
-    """SGD or AdamW with decoupled weight decay that skips biases and BatchNorm.
+    """SGD, AdamW, RMSProp, LAMB or Lion with decoupled weight decay that skips biases and BN.
 
     Decay is applied by the optimizer (decoupled), never as an L2 term in the loss,
     and only to kernels: decaying BN scales and biases hurts accuracy (Goyal et al.).
+    Every one is the Keras core optimizer; Keras applies the decay for all of them the
+    same way, `w -= lr * weight_decay * w` before the update.
     """
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown --optimizer={config.optimizer!r}; use one of {OPTIMIZERS}.")
@@ -35,12 +54,8 @@ def make_optimizer(
         weight_decay=config.weight_decay or None,
         global_clipnorm=config.clip_norm or None,
     )
-    if config.optimizer == "sgd":
-        optimizer = optimizer_class(keras.optimizers.SGD, config)(
-            momentum=config.momentum, nesterov=config.nesterov, **common
-        )
-    else:
-        optimizer = optimizer_class(keras.optimizers.AdamW, config)(**common)
+    base, arguments = _stock_optimizers(config)[config.optimizer]
+    optimizer = optimizer_class(base, config)(**arguments, **common)
     if config.weight_decay:
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]
@@ -104,8 +119,26 @@ class LayerDecayAdamW(_LayerDecayMixin, keras.optimizers.AdamW):
     """AdamW with per-variable learning-rate multipliers."""
 
 
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecayRMSprop(_LayerDecayMixin, keras.optimizers.RMSprop):
+    """RMSprop with per-variable learning-rate multipliers."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecayLamb(_LayerDecayMixin, keras.optimizers.Lamb):
+    """LAMB with per-variable learning-rate multipliers (the trust ratio scales each)."""
+
+
+@keras.saving.register_keras_serializable(package="visiontrain")
+class LayerDecayLion(_LayerDecayMixin, keras.optimizers.Lion):
+    """Lion with per-variable learning-rate multipliers."""
+
+
 _LAYER_DECAY_CLASSES = {keras.optimizers.SGD: LayerDecaySGD,
-                        keras.optimizers.AdamW: LayerDecayAdamW}
+                        keras.optimizers.AdamW: LayerDecayAdamW,
+                        keras.optimizers.RMSprop: LayerDecayRMSprop,
+                        keras.optimizers.Lamb: LayerDecayLamb,
+                        keras.optimizers.Lion: LayerDecayLion}
 
 
 def optimizer_class(base: type, config: TrainConfig) -> type:

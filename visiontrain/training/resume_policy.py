@@ -30,7 +30,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "paths": (ALLOWED, "where things are: the dataset is bound by its manifest sha256 and "
                        "label map, not by its path"),
     "length": (ALLOWED, "the same recipe, run longer or shorter; the learning-rate schedule "
-                        "follows the new length from the current step on"),
+                        "follows the new length from the current step on (early stopping "
+                        "only ends the run sooner)"),
     "cadence": (ALLOWED, "when to evaluate, save and log, and how validation crops: not what "
                          "the steps train"),
     "execution": (ALLOWED, "where and how fast the same steps run (the number of input "
@@ -39,9 +40,10 @@ GROUPS: dict[str, tuple[str, str]] = {
 
 # flag -> group. Every flag `visiontrain-train` defines has exactly one row.
 POLICY: dict[str, str] = {
-    **dict.fromkeys(("model", "image_size", "dropout", "zero_init_residual", "sync_bn",
-                     "pretrained"), "network"),
-    **dict.fromkeys(("global_batch_size", "seed", "shuffle_buffer", "sampling"), "order"),
+    **dict.fromkeys(("model", "image_size", "dropout", "drop_path", "zero_init_residual",
+                     "sync_bn", "pretrained"), "network"),
+    **dict.fromkeys(("global_batch_size", "grad_accum_steps", "seed", "shuffle_buffer",
+                     "sampling", "aug_repeats"), "order"),
     **dict.fromkeys(("optimizer", "base_lr", "scale_lr", "momentum", "nesterov", "weight_decay",
                      "warmup_epochs", "schedule", "step_decay_epochs", "step_decay_rate",
                      "label_smoothing", "clip_norm", "ema_decay", "dtype", "augment",
@@ -50,10 +52,10 @@ POLICY: dict[str, str] = {
                      "fine_tune_warmup_epochs", "freeze_bn", "layer_decay"), "recipe"),
     **dict.fromkeys(("loss", "class_weights"), "recipe"),
     **dict.fromkeys(("run_dir", "data_dir", "tfds_data_dir", "final_weights"), "paths"),
-    "epochs": "length",
+    **dict.fromkeys(("epochs", "early_stop_patience"), "length"),
     **dict.fromkeys(("eval_every", "eval_crop_fraction", "checkpoint_every_steps",
-                     "keep_checkpoints", "max_nan_retries", "profile_steps",
-                     "progress_every_s"), "cadence"),
+                     "keep_checkpoints", "average_checkpoints", "average_of", "max_nan_retries",
+                     "profile_steps", "progress_every_s"), "cadence"),
     **dict.fromkeys(("steps_per_loop", "prefetch_batches", "verify_sha256", "jit_compile",
                      "deterministic", "tf_data_service", "strategy", "cpu_replicas",
                      "worker_hosts", "task_index", "tpu", "collective_timeout_s"), "execution"),

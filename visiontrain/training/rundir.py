@@ -18,6 +18,7 @@ they were.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import socket
@@ -34,7 +35,7 @@ from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines.manifest import load_manifest
 from visiontrain.pipelines.record_sources import is_multi_label
-from visiontrain.training import preemption, resume_policy
+from visiontrain.training import averaging, preemption, resume_policy
 from visiontrain.training.ema import WeightAverage
 from visiontrain.training.runlock import RunLock
 
@@ -131,12 +132,38 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
         fileio.write_json_atomic(config_path, config)
 
 
-def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+def load_run(run_dir: str, weights: str = "newest", eval_image_size: int = 0,
+             eval_crop_fraction: float = 0.0
+             ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+    """`load_weights` of the run, then rebuilt for evaluation at `eval_image_size` (0: the
+    training size) with `eval_crop_fraction` (0: the run's), which the returned data config
+    then holds; results get "train_image_size". Our networks end in global pooling, so
+    the same weights apply at any input size (the train/test resolution discrepancy of
+    Touvron et al. 2019: evaluating above the training size often scores better).
+    """
+    model, labels, data, results = load_weights(run_dir, weights)
+    size = eval_image_size or data.image_size
+    if size != data.image_size:
+        config = read_json(os.path.join(run_dir, CONFIG))
+        model_config = from_dict(ModelConfig, {**config["model"], "pretrained": ""})
+        resized = build_model(model_config, size)
+        resized.set_weights(model.get_weights())
+        model = resized
+    results = dict(results, train_image_size=data.image_size)
+    data = dataclasses.replace(data, image_size=size,
+                               eval_crop_fraction=eval_crop_fraction or data.eval_crop_fraction)
+    return model, labels, data, results
+
+
+def load_weights(run_dir: str, weights: str = "newest"
+                 ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
     When results.json says the EMA weights evaluated better than the raw ones, the
     EMA averages stored in that checkpoint are copied into the model, and the
-    returned results say so under "exported_weights".
+    returned results say so under "exported_weights". `weights="averaged"` loads the
+    checkpoint mean of --average_checkpoints instead (RUN/averaged.weights.h5), with
+    the validation figures the run measured for it.
 
     Returns:
       The model, its class names, its data config, and results.json (or {}) with
@@ -157,6 +184,18 @@ def load_run(run_dir: str) -> tuple[keras.Model, list[str], DataConfig, dict[str
     results_path = os.path.join(run_dir, RESULTS)
     results = read_json(results_path) if os.path.exists(results_path) else {}
     exported = "raw"
+    if weights == "averaged":
+        path = os.path.join(run_dir, averaging.AVERAGED_WEIGHTS)
+        if "averaged" not in results or not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{run_dir} has no checkpoint average ({path}); train it with "
+                "--average_checkpoints=N, or export the newest checkpoint (--weights=newest).")
+        model.load_weights(path)
+        logging.info("Loaded %s (the mean of %s) from %s.", config["model"]["name"],
+                     ", ".join(results["averaged"]["checkpoints"]), path)
+        return model, list(config["labels"]), data, dict(
+            results, weights="averaged", exported_weights="averaged", checkpoint=path,
+            validation=results["averaged"]["validation"])
     if results.get("weights") == "ema" and _has_ema(latest):
         ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
         tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()

@@ -43,8 +43,14 @@ def make_train_step(
     ema=None,
     jit_compile: bool = False,
     multi_label: bool = False,
+    accum_steps: int = 1,
 ) -> Callable:
     """Returns step_fn(images uint8, labels int32, step) -> [loss_sum, correct].
+
+    `global_batch_size` counts the images of one optimizer step over all replicas. With
+    `accum_steps` K, each replica's batch is cut into K micro-batches whose gradients are
+    summed before the one update (`accumulate`); K micro-batches of B then equal one batch
+    of K*B up to float rounding, except through BatchNorm batch statistics, which see B.
 
     `step` is the number of the step once finished; it drives the EMA decay ramp and,
     with the replica id the augmenter reads from the replica context, the stateless
@@ -57,11 +63,13 @@ def make_train_step(
     """
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     loss_fn = losses.make_loss(loss, label_smoothing, class_weights)
+    sync_bn = any(getattr(layer, "synchronized", False) for layer in model._flatten_layers())
 
     # XLA compiles the per-replica computation only: the input iterator, the
     # cross-replica gradient sum and the optimizer's merge cannot be compiled. A nested
     # tf.function only then: it forbids merge_call, which synchronised BatchNorm needs.
     def gradients(images, labels, step):
+        """Gradients of one (micro-)batch; `step` seeds its augmentation."""
         images = tf.cast(images, tf.float32)
         targets = targets_of(labels, num_classes, multi_label)
         if augmenter is not None:
@@ -71,7 +79,8 @@ def make_train_step(
             per_example = loss_fn(targets, logits)
             loss = tf.reduce_sum(per_example) / global_batch_size
             if model.losses:
-                loss += tf.add_n(model.losses) / tf.distribute.get_strategy().num_replicas_in_sync
+                loss += tf.add_n(model.losses) / (
+                    tf.distribute.get_strategy().num_replicas_in_sync * accum_steps)
             scaled = optimizer.scale_loss(loss) if loss_scaled else loss
         grads = tape.gradient(scaled, model.trainable_variables)
         if multi_label:
@@ -86,7 +95,12 @@ def make_train_step(
         gradients = tf.function(gradients, jit_compile=True)
 
     def step_fn(images, labels, step):
-        grads, loss_sum, correct = gradients(images, labels, step)
+        if accum_steps == 1:
+            grads, loss_sum, correct = gradients(images, labels, step)
+        else:
+            grads, loss_sum, correct = accumulate(gradients, model.trainable_variables,
+                                                  images, labels, step, accum_steps,
+                                                  unroll=sync_bn)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         if ema is not None:
             ema.update(step)
@@ -94,6 +108,35 @@ def make_train_step(
         return tf.stack([loss_sum, correct])
 
     return step_fn
+
+
+def accumulate(gradients: Callable, variables, images, labels, step, accum_steps: int,
+               unroll: bool = False):
+    """Sums `gradients` over `accum_steps` equal slices of one replica's batch.
+
+    The whole accumulation window lives inside one step: no partial sum is ever held in
+    a variable, so a checkpoint is always at an optimizer-step boundary and a run killed
+    inside a window resumes by redoing that window. Micro-batch i of step s augments
+    with the stream of micro-step (s - 1) * K + i + 1, so the micro-batches differ.
+    `unroll` writes the K micro-batches out in the graph instead of a tf.while_loop:
+    synchronised BatchNorm all-reduces through merge_call, which a loop body cannot make.
+    """
+    def slices(tensor):
+        return tf.reshape(tensor, tf.concat([[accum_steps, -1], tf.shape(tensor)[1:]], 0))
+
+    images, labels = slices(images), slices(labels)
+    sums = [tf.zeros(v.shape, v.dtype) for v in variables]
+    loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
+    first = (tf.cast(step, tf.int64) - 1) * accum_steps + 1
+    for i in range(accum_steps) if unroll else tf.range(accum_steps):
+        grads, micro_loss, micro_correct = gradients(images[i], labels[i],
+                                                     first + tf.cast(i, tf.int64))
+        # A variable the loss does not reach (None) gets zeros, as apply_gradients expects.
+        sums = [total if grad is None else total + tf.convert_to_tensor(grad)
+                for total, grad in zip(sums, grads)]
+        loss_sum += micro_loss
+        correct += micro_correct
+    return sums, loss_sum, correct
 
 
 def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Callable:
