@@ -10,7 +10,7 @@ import tensorflow as tf
 from tests.helpers.runs import digit_arrays, fit_and_save_run
 from tests.helpers.shards import write_dataset
 from visiontrain.config import DataConfig, ExportConfig
-from visiontrain.pipelines import datasets
+from visiontrain.pipelines import record_sources
 from visiontrain.serving import calibrate, check, export, signatures
 from visiontrain.training import rundir
 
@@ -59,7 +59,7 @@ def test_served_requests_carry_abstained_and_the_unknown_label(abstaining):
     meta = json.load(open(os.path.join(path, export.METADATA)))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     rows = [serve(image_bytes=encoded) for encoded, _ in
-            datasets.encoded_records(config.unknown_data_dir, "validation", 256)]
+            record_sources.encoded_records(config.unknown_data_dir, "validation", 256)]
     (out,) = rows
     abstained = out[signatures.ABSTAINED].numpy()
     np.testing.assert_array_equal(

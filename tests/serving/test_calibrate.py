@@ -11,7 +11,7 @@ from tests.helpers.runs import digit_arrays, fit_and_save_run
 from tests.helpers.shards import write_dataset
 from visiontrain import calibration
 from visiontrain.config import DataConfig, ExportConfig
-from visiontrain.pipelines import datasets
+from visiontrain.pipelines import record_sources
 from visiontrain.serving import export
 from visiontrain.training import rundir
 
@@ -51,7 +51,7 @@ def test_every_signature_serves_the_calibrated_probabilities(calibrated, digits)
     meta = json.load(open(os.path.join(path, export.METADATA)))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     probabilities, labels = [], []
-    for encoded, label in datasets.encoded_records(digits, "validation", 128):
+    for encoded, label in record_sources.encoded_records(digits, "validation", 128):
         probabilities.append(serve(image_bytes=encoded)["probabilities"].numpy())
         labels.append(label.numpy())
     served = calibration.scores(np.concatenate(probabilities), np.concatenate(labels))

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from visiontrain.bench import harness
 from visiontrain.fileio import write_bytes_atomic
-from visiontrain.pipelines import datasets
+from visiontrain.pipelines import record_sources
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 MODES = ("in_process", "tf_only")
@@ -87,7 +87,7 @@ def bench_serve(saved_model: str, rounds: int = 3, calls: int = 20,
     """{mode: {batch: figures}} over every round's calls, plus the images used."""
     meta = json.load(open(os.path.join(saved_model, "assets.extra", "visiontrain.json")))
     config = json.load(open(os.path.join(meta["run_dir"], "config.json")))
-    records = datasets.encoded_records(config["data"]["data_dir"], "validation", 1, True)
+    records = record_sources.encoded_records(config["data"]["data_dir"], "validation", 1, True)
     encoded = [e[0] for e, _ in records.take(images).as_numpy_iterator()]
     with tempfile.TemporaryDirectory(prefix="visiontrain-serve-") as work:
         images_file = os.path.join(work, "images.tfrecord")
