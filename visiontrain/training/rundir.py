@@ -62,10 +62,18 @@ def run_record(strategy: tf.distribute.Strategy, manifest_digest: str,
         "devices": [d.name for d in tf.config.list_logical_devices()],
         "strategy": type(strategy).__name__,
         "num_replicas": strategy.num_replicas_in_sync,
-        "replica_devices": list(getattr(strategy.extended, "worker_devices", ())),
+        "replica_devices": replica_devices(strategy),
         "dataset_manifest_sha256": manifest_digest,
         "input_pipelines": input_pipelines,
     }
+
+
+def replica_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices the replicas run on (the default strategy's: the first logical one)."""
+    try:
+        return list(strategy.extended.worker_devices)
+    except RuntimeError:  # The default strategy has no worker_devices.
+        return [tf.config.list_logical_devices()[0].name]
 
 
 def claim(run_dir: str, chief: bool) -> contextlib.ExitStack:

@@ -60,7 +60,7 @@ def make_strategy(config: DistributionConfig) -> tf.distribute.Strategy:
     """Creates the strategy named by `config.strategy`.
 
     auto: MirroredStrategy over the visible GPUs; else over `cpu_replicas` logical
-    CPUs when that is 2 or more; else the one CPU device.
+    CPUs when that is 2 or more; else TF's default strategy on the one CPU device.
     """
     if config.strategy not in STRATEGIES:
         raise ValueError(f"Unknown --strategy={config.strategy!r}; use one of {STRATEGIES}.")
@@ -78,7 +78,12 @@ def make_strategy(config: DistributionConfig) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(cpu_devices)
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy(["/cpu:0"])
-    return tf.distribute.OneDeviceStrategy("/cpu:0")
+    # The default strategy, not OneDeviceStrategy: variables made in a strategy's scope
+    # are distributed variables, whose every read and update goes through that
+    # machinery. Measured on 2 cores, ResNet-20 at 16 px, batch 64, the same step: 271
+    # img/s with its model built under OneDeviceStrategy, 300 under a one-device
+    # MirroredStrategy, 983 under the default strategy (plain model.fit: 933).
+    return tf.distribute.get_strategy()
 
 
 def _multi_worker(config: DistributionConfig) -> tf.distribute.Strategy:
