@@ -147,3 +147,20 @@ def untrained_run(root, model_name: str, weights: str = "raw") -> tuple[str, np.
     save_run(run_dir, build_model(model_config, 16), model_config, data, names,
              {"weights": weights, "validation": {"accuracy": 0.5}})
     return run_dir, images
+
+
+def checked_export_report(path: str) -> dict:
+    """The export report of version `path`, asserting the gates every export passes: no
+    Python ops, TF-only reload within 1e-5, every signature's warmup replayed, and
+    int8 TFLite calibrated on some images."""
+    import json
+
+    from visiontrain.serving import check, export
+
+    report = json.load(open(os.path.join(path, export.REPORT)))
+    assert report["python_ops"] == [] and check.forbidden_ops(path) == []
+    assert max(max(v.values()) for v in report["tf_only_process_max_abs_diff"].values()) <= 1e-5
+    assert report["warmup_signatures_replayed"] == [
+        "serving_default", "predict_images", "predict_tf_example"]
+    assert report["tflite"]["calibration_images"] > 0
+    return report

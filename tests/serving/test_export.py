@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.helpers.runs import untrained_run
+from tests.helpers.runs import checked_export_report, untrained_run
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
 from visiontrain.models.registry import build_model
 from visiontrain.serving import check, export, warmup
@@ -38,12 +38,7 @@ def test_layout_metadata_and_report(exported):
     assert meta["labels"] == NAMES and meta["weights"] == "raw"
     assert meta["weights_record"]["evaluated_best"] == "ema" and "raw" in meta["weights_record"][
         "note"]
-    report = json.load(open(os.path.join(path, export.REPORT)))
-    assert report["python_ops"] == [] and check.forbidden_ops(path) == []
-    assert max(max(v.values()) for v in report["tf_only_process_max_abs_diff"].values()) <= 1e-5
-    assert report["warmup_signatures_replayed"] == [
-        "serving_default", "predict_images", "predict_tf_example"]
-    assert report["tflite"]["calibration_images"] > 0
+    report = checked_export_report(path)
     assert 0.0 <= report["tflite"]["top1_agreement_with_saved_model"] <= 1.0
     assert os.path.exists(os.path.join(path, report["tflite"]["file"]))
 

@@ -1,17 +1,15 @@
 """keras-hub backbones export as a ResNet does: three signatures, TF-only reload, warmup,
 TFLite. A transformer (ViT) and a convolutional family with squeeze-excite (EfficientNet)."""
 
-import json
-import os
 
 import pytest
 import tensorflow as tf
 
 pytest.importorskip("keras_hub")
 
-from tests.helpers.runs import untrained_run  # noqa: E402
+from tests.helpers.runs import checked_export_report, untrained_run  # noqa: E402
 from visiontrain.config import ExportConfig  # noqa: E402
-from visiontrain.serving import check, export  # noqa: E402
+from visiontrain.serving import export  # noqa: E402
 from visiontrain.training import rundir  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -24,12 +22,7 @@ def test_hub_backbone_exports_with_all_signatures_reload_warmup_and_tflite(tmp_p
                           top_k=2, tflite="int8")
     path = export.export_run(config, *rundir.load_run(run_dir))
 
-    report = json.load(open(os.path.join(path, export.REPORT)))
-    assert report["python_ops"] == [] and check.forbidden_ops(path) == []
-    assert max(max(v.values()) for v in report["tf_only_process_max_abs_diff"].values()) <= 1e-5
-    assert report["warmup_signatures_replayed"] == [
-        "serving_default", "predict_images", "predict_tf_example"]
-    assert report["tflite"]["calibration_images"] > 0
+    checked_export_report(path)
     loaded = tf.saved_model.load(path)
     assert sorted(loaded.signatures) == ["predict_images", "predict_tf_example",
                                          "serving_default"]
