@@ -39,10 +39,9 @@ from visiontrain.training import (
     steps,
     summaries,
     transfer,
-    validation,
 )
 from visiontrain.training.ema import WeightAverage
-from visiontrain.training.evaluator import Evaluator, better_weights
+from visiontrain.training.evaluator import Evaluator, better_weights, write_summaries
 from visiontrain.training.preemption import make_preemption_handler
 from visiontrain.training.progress import ProgressLog
 from visiontrain.training.strategy import is_chief
@@ -332,7 +331,7 @@ def _train(
             for kind, metrics in evals.items():
                 logging.info("Epoch %d (step %d): validation (%s weights) %s",
                              epoch + 1, step, kind, metrics)
-                validation.write_summaries(
+                write_summaries(
                     writers[rundir.VALIDATION_LOGS], log_dirs[rundir.VALIDATION_LOGS], kind,
                     metrics, evaluate.tallies[kind], labels, step, chief)
             ckpt.save(step)
