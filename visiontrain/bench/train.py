@@ -151,7 +151,7 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
     import tensorflow as tf
 
     from visiontrain.models.registry import build_model
-    from visiontrain.training import optim, schedules, steps
+    from visiontrain.training import optim, replica_input, schedules, steps
 
     per_loop, batch = config.steps_per_loop, config.global_batch
     total_steps = (timed_calls + 1) * per_loop
@@ -170,12 +170,12 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
     step_fn = steps.make_train_step(model, optimizer, num_classes=num_classes,
                                     global_batch_size=batch, label_smoothing=0.0)
     train_steps = steps.make_multi_step(strategy, step_fn)
-    distributed = strategy.distribute_datasets_from_function(
+    iterator = replica_input.train_iterator(
+        strategy,
         lambda ctx: _real(source, total_steps, batch, ctx.get_per_replica_batch_size(batch),
                           ctx.num_input_pipelines, ctx.input_pipeline_id)
         if source else _synthetic(ctx.get_per_replica_batch_size(batch), config.image_size,
                                   num_classes))
-    iterator = iter(distributed)
     float(train_steps(iterator, tf.constant(per_loop), tf.constant(0), None)[0])
     start = time.perf_counter()
     for call in range(1, timed_calls + 1):

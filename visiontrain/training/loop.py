@@ -34,6 +34,7 @@ from visiontrain.training import (
     early_stop,
     losses,
     optim,
+    replica_input,
     rundir,
     schedules,
     steps,
@@ -273,14 +274,14 @@ def _train(
         epoch, in_epoch = divmod(step, steps_per_epoch)
         if iterator is None:
             position = epoch_position(step, steps_per_epoch, step_batch // pipelines)
-            train_ds = strategy.distribute_datasets_from_function(
+            iterator = replica_input.train_iterator(
+                strategy,
                 lambda ctx, position=position, epochs=config.epochs - epoch: source.train_dataset(
                     **position, epochs=epochs,
                     batch_size=ctx.get_per_replica_batch_size(step_batch),
                     num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
                 )
             )
-            iterator = iter(train_ds)
             if chief and augmenter.stages and not samples_logged:
                 log_augmented_samples(source, augmenter, position, log_dirs[rundir.TRAIN_LOGS],
                                       step)

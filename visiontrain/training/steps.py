@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from visiontrain.training import losses
+from visiontrain.training import losses, replica_input
 
 
 def targets_of(labels: tf.Tensor, num_classes: int, multi_label: bool) -> tf.Tensor:
@@ -143,7 +143,8 @@ def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Call
     """The loop's compiled function: `num_steps` replicated train steps per call.
 
     Returns train_steps(iterator, num_steps, first_step, phase) -> (loss_sum, correct),
-    each summed over the steps and replicas of the call. `step_fn` is a
+    each summed over the steps and replicas of the call; `iterator` is a
+    `replica_input.train_iterator`. `step_fn` is a
     `make_train_step` function; step `first_step + i + 1` is the number of step i once
     finished. `num_steps` and `first_step` are tensors (no retrace per call); `phase` is
     a Python trace key: a new transfer phase retraces with its trainable set. The
@@ -156,7 +157,8 @@ def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Call
         del phase  # Only a trace key.
         sums = tf.zeros([2])
         for i in tf.range(num_steps):
-            per_replica = strategy.run(step_fn, args=(*next(iterator), first_step + i + 1))
+            batch = replica_input.next_batch(strategy, iterator)
+            per_replica = strategy.run(step_fn, args=(*batch, first_step + i + 1))
             sums += strategy.reduce("SUM", per_replica, axis=None)
         return sums[0], sums[1]
 
