@@ -24,8 +24,8 @@ def split_cpu(num_replicas: int) -> list[str]:
     logical devices share one intra-op thread pool and run their replicas' ops side by
     side, so each op gets the cores' share of one replica (unless the pool was sized
     already). Measured on 2 shared cores, ResNet-20 at 16 px, batch 64: with a pool as
-    wide as the machine 2 replicas ran at 0.68-0.74x the img/s of 1; with this,
-    `visiontrain-bench train` gives R_replicas 1.16 (0.89-1.80 over 5 rounds).
+    wide as the machine 2 replicas ran at 0.68-0.74x the img/s of 1 (see the README's
+    speed figures for R_replicas now).
     """
     cpus = tf.config.list_physical_devices("CPU")
     try:
@@ -78,11 +78,9 @@ def make_strategy(config: DistributionConfig) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(cpu_devices)
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy(["/cpu:0"])
-    # The default strategy, not OneDeviceStrategy: variables made in a strategy's scope
-    # are distributed variables, whose every read and update goes through that
-    # machinery. Measured on 2 cores, ResNet-20 at 16 px, batch 64, the same step: 271
-    # img/s with its model built under OneDeviceStrategy, 300 under a one-device
-    # MirroredStrategy, 983 under the default strategy (plain model.fit: 933).
+    # One CPU device has nothing to distribute: TF's default strategy. (The same step
+    # under a one-device MirroredStrategy runs as fast, 1,073 against 1,046 img/s, once
+    # it reads a plain iterator: see replica_input.py.)
     return tf.distribute.get_strategy()
 
 
