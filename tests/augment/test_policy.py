@@ -176,3 +176,23 @@ def test_affine_warp_identity_is_exact():
     np.testing.assert_array_equal(augment.geo.affine_warp(images, eye), images)
     xla = tf.function(lambda x: augment.geo.affine_warp(x, eye), jit_compile=True)(images)
     np.testing.assert_array_equal(xla, images)
+
+
+@pytest.mark.parametrize("preset", ["light", "imagenet", "strong"])
+def test_a_uint8_batch_augments_exactly_as_its_float_cast(preset):
+    """The train step hands the augmenter its uint8 batch (the first op casts it in its
+    own pass): the result must be what the float32 batch gives, bit for bit."""
+    images, labels = _batch()
+    pixels = tf.cast(tf.round(images), tf.uint8)
+    aug = make_augmenter(preset, NUM_CLASSES, seed=4)
+    from_uint8, mixed_uint8 = aug(pixels, labels, step=7, replica_id=1)
+    from_float, mixed_float = aug(tf.cast(pixels, tf.float32), labels, step=7, replica_id=1)
+    assert from_uint8.dtype == tf.float32
+    np.testing.assert_array_equal(from_uint8, from_float)
+    np.testing.assert_array_equal(mixed_uint8, mixed_float)
+
+
+def test_other_image_dtypes_are_refused_with_the_dtype():
+    images, labels = _batch()
+    with pytest.raises(ValueError, match="uint8 or float32 images. Received: dtype=int32"):
+        make_augmenter("flip", NUM_CLASSES)(tf.cast(images, tf.int32), labels, step=1)

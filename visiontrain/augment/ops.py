@@ -15,7 +15,10 @@ as its own pass over it (broadcasting ones, such as a `tf.where` on a [B,1,1,1]
 condition, element by element), so a five-op colour jitter cost about as much as
 decoding and cropping the images. The pixel math of each op is therefore one
 `fused` function that XLA compiles into a single loop over the batch; the small
-per-image draws stay outside it, so the random streams are unchanged.
+per-image draws stay outside it (XLA's Philox derives other numbers than TF's
+kernel from a seed it gets at run time, so draws inside would change the stream).
+The pixel functions also take the uint8 batch and cast it in that same loop: the
+first op of a policy then costs the train step's cast and nothing more.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def _per_image(values: tf.Tensor) -> tf.Tensor:
 @fused
 def flip_pixels(images: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
     """Each image [B,H,W,C] mirrored left-right where its flip [B] (bool) is set."""
+    images = tf.cast(images, tf.float32)
     return tf.where(_per_image(flip), tf.reverse(images, axis=[2]), images)
 
 
@@ -96,7 +100,7 @@ def make_flip():
 def jitter_pixels(images: tf.Tensor, brightness: tf.Tensor, contrast: tf.Tensor,
                   saturation: tf.Tensor) -> tf.Tensor:
     """Brightness, then contrast, then saturation, each factor [B] per image, as torchvision."""
-    images = tf.clip_by_value(images * _per_image(brightness), 0.0, 255.0)
+    images = tf.clip_by_value(tf.cast(images, tf.float32) * _per_image(brightness), 0.0, 255.0)
     mean = tf.reduce_mean(grayscale(images), axis=[1, 2, 3], keepdims=True)
     images = blend(mean, images, _per_image(contrast))
     return blend(grayscale(images), images, _per_image(saturation))
@@ -133,12 +137,13 @@ def erase_pixels(images: tf.Tensor, noise: tf.Tensor, slot: tf.Tensor,
     """Pixels inside each image's box [B, 4] (top, left, bottom, right; float, end
     exclusive) replaced by its noise image `noise[slot]` (noise uint8 [N, H, W, C],
     slot int32 [B])."""
+    images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
     rows = tf.cast(tf.range(shape[1]), tf.float32)[None, :, None]
     cols = tf.cast(tf.range(shape[2]), tf.float32)[None, None, :]
     top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
     inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
-    return tf.where(inside[..., None], tf.cast(tf.gather(noise, slot), images.dtype), images)
+    return tf.where(inside[..., None], tf.cast(tf.gather(noise, slot), tf.float32), images)
 
 
 def _power_of_two_at_least(count: tf.Tensor) -> tf.Tensor:

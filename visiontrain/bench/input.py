@@ -142,7 +142,7 @@ def _training_flip(name: str):
                                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int64)])
     def flip(images, labels, step):
         targets = tf.one_hot(labels, augmenter.num_classes)
-        return augmenter(tf.cast(images, tf.float32), targets, step=step, replica_id=0)[0]
+        return augmenter(images, targets, step=step, replica_id=0)[0]
 
     return flip
 

@@ -131,7 +131,7 @@ def log_augmented_samples(
     images, labels = next(iter(source.train_dataset(
         **position, batch_size=count, num_pipelines=1, pipeline_id=0)))
     targets = steps.targets_of(labels, augmenter.num_classes, source.multi_label)
-    augmented, _ = augmenter(tf.cast(images, tf.float32), targets, step=tf.constant(step + 1),
+    augmented, _ = augmenter(images, targets, step=tf.constant(step + 1),
                              replica_id=0)
     grid = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
     summaries.write_image_grid(logdir, "augmented_samples", grid.numpy(), step)

@@ -70,10 +70,11 @@ def make_train_step(
     # tf.function only then: it forbids merge_call, which synchronised BatchNorm needs.
     def gradients(images, labels, step):
         """Gradients of one (micro-)batch; `step` seeds its augmentation."""
-        images = tf.cast(images, tf.float32)
         targets = targets_of(labels, num_classes, multi_label)
         if augmenter is not None:
+            # The uint8 batch: the augmenter's first compiled run casts it in the same pass.
             images, targets = augmenter(images, targets, training=True, step=step)
+        images = tf.cast(images, tf.float32)
         with tf.GradientTape() as tape:
             logits = tf.cast(model(images, training=True), tf.float32)
             per_example = loss_fn(targets, logits)
