@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers.runs import checkpoint_steps, run_train
 from visiontrain.config import ModelConfig, TrainConfig
 from visiontrain.models import build_model
 from visiontrain.training import checkpoints
@@ -63,3 +64,23 @@ def test_a_new_checkpoint_restores_its_own_rng_silently(tmp_path, absl_caplog):
     assert ckpt.restore_latest() == 7
     np.testing.assert_array_equal(masks(model), want)
     assert "predates" not in absl_caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("accum", [1, 2])
+def test_a_run_draws_grad_accum_steps_times_per_step(digits, tmp_path, accum):
+    """The count the restore of an old checkpoint relies on, in a real run: at every
+    checkpoint each random layer's state is [seed, step x grad_accum_steps] (evaluation,
+    the step-0 save and the loop's other calls draw nothing)."""
+    run_dir = str(tmp_path / "run")
+    result = run_train(digits, run_dir, "--epochs=1", "--dropout=0.5",
+                       f"--grad_accum_steps={accum}", "--checkpoint_every_steps=4",
+                       "--keep_checkpoints=10")
+    assert result.returncode == 0, result.stdout[-3000:]
+    steps = checkpoint_steps(run_dir)
+    assert len(steps) >= 3, steps
+    for step in steps:
+        reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints", f"ckpt-{step}"))
+        states = [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+                  if key.startswith(f"{checkpoints.RNG}/")]
+        assert states and all(state[1] == step * accum for state in states), (step, states)
