@@ -39,11 +39,13 @@ def test_an_old_checkpoint_without_rng_resumes_with_the_draws_of_an_uninterrupte
     assert ckpt.rng, "the model must have a random layer for this test"
     for _ in range(3 * accum):  # Three steps of `accum` micro-batches each.
         masks(model)
+    for variable in model.trainable_variables:  # Trained: unlike a fresh build's.
+        variable.assign_add(tf.fill(variable.shape, 0.01))
     # The checkpoint an earlier visiontrain wrote: model, optimizer and step, no rng.
     old = tf.train.Checkpoint(model=model, optimizer=optimizer, step=ckpt.step_var)
     ckpt.step_var.assign(3)
     path = tf.train.CheckpointManager(old, ckpt.directory, 5).save(checkpoint_number=3)
-    assert not checkpoints._holds(path, checkpoints.RNG)
+    assert not checkpoints.holds(path, checkpoints.RNG)
     want = masks(model)
 
     model, _, ckpt = fresh_run(str(tmp_path), accum)
@@ -51,7 +53,7 @@ def test_an_old_checkpoint_without_rng_resumes_with_the_draws_of_an_uninterrupte
     np.testing.assert_array_equal(masks(model), want)
     assert "predates the random-layer states" in absl_caplog.text
     # Saved again, the run's checkpoints now keep the states.
-    assert checkpoints._holds(os.path.join(ckpt.directory, f"ckpt-{ckpt.save(4)}"),
+    assert checkpoints.holds(os.path.join(ckpt.directory, f"ckpt-{ckpt.save(4)}"),
                               checkpoints.RNG)
 
 

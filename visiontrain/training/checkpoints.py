@@ -51,7 +51,7 @@ TOP_RECORD = "top.json"
 RNG = "rng"
 
 
-def _holds(path: str, name: str) -> bool:
+def holds(path: str, name: str) -> bool:
     """Whether the checkpoint at `path` holds the object saved as `name`."""
     return any(key.split("/")[0] == name for key, _ in tf.train.list_variables(path))
 
@@ -156,7 +156,7 @@ class RunCheckpoints:
         checkpoint written before the states were kept restores them as the uninterrupted
         run had them at its step.
         """
-        if not self.rng or _holds(path, RNG):
+        if not self.rng or holds(path, RNG):
             self.checkpoint.restore(path).assert_existing_objects_matched()
             return
         self.checkpoint_without_rng.restore(path).assert_existing_objects_matched()
