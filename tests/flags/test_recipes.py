@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 
 import keras
 import pytest
 
 from tests.flags.test_configs import TRAIN_GROUPS, parsed
-from tests.helpers.runs import REPO
+from tests.helpers.runs import REPO, run_train
+from visiontrain.config import ModelConfig
 from visiontrain.flags import configs
+from visiontrain.models.hub import HUB_BACKBONE_NAME
 from visiontrain.models.registry import build_model, model_spec
 
 RECIPES = sorted(glob.glob(os.path.join(REPO, "configs", "*.cfg")))
@@ -52,3 +55,21 @@ def test_recipe_model_builds_and_takes_its_image_size(path):
     model = build_model(dataclasses.replace(model_config, pretrained="", num_classes=2),
                         smallest)
     assert model.output_shape == (None, 2)
+
+
+@pytest.mark.slow
+def test_vit_recipe_trains_from_a_local_preset_end_to_end(digits, tmp_path):
+    """finetune_vit_b16.cfg's flags and its --pretrained=hub:DIR path, through the tool,
+    on the tiny test ViT (the README's ants/bees run, at digits size)."""
+    pytest.importorskip("keras_hub")
+    donor = build_model(ModelConfig("vit_tiny_test", num_classes=10), 32)
+    preset = str(tmp_path / "preset")
+    donor.get_layer("backbone").get_layer(HUB_BACKBONE_NAME).save_to_preset(preset)
+    run_dir = str(tmp_path / "run")
+    result = run_train(digits, run_dir, f"--flagfile={REPO}/configs/finetune_vit_b16.cfg",
+                       "--model=vit_tiny_test", "--image_size=32", f"--pretrained=hub:{preset}",
+                       "--epochs=1", "--warmup_epochs=0")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"Loaded the keras-hub preset {preset} into vit_tiny_test" in result.stdout
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    assert results["step"] == 23 and results["validation"]["examples"] == 297
