@@ -114,10 +114,11 @@ def _saved_preset(tmp_path, name: str) -> str:
     return preset, donor
 
 
-def test_local_preset_loads_back(tmp_path):
+def test_local_preset_loads_back(tmp_path, absl_caplog):
     preset, donor = _saved_preset(tmp_path, "vit_tiny_test")
     model = build_model(
         ModelConfig(name="vit_tiny_test", num_classes=3, pretrained=f"hub:{preset}"), 32)
+    assert f"Loaded the keras-hub preset {preset} into vit_tiny_test" in absl_caplog.text
     for got, want in zip(model.get_layer("backbone").weights,
                          donor.get_layer("backbone").weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -20,6 +20,7 @@ import os
 from typing import Any, Callable
 
 import keras
+from absl import logging
 
 from visiontrain.config import is_local_preset
 from visiontrain.models.blocks import BlockNames
@@ -329,6 +330,8 @@ def _load_preset(name: str, entry: HubBackbone, preset: str, shape: dict) -> ker
             f".from_preset({preset!r}).save_to_preset(DIR) and pass --pretrained=hub:DIR."
         ) from e
     _check_preset_architecture(name, entry, backbone, preset)
+    logging.info("Loaded the keras-hub preset %s into %s: %s parameters.", preset, name,
+                 f"{backbone.count_params():,}")
     return backbone
 
 

@@ -7,7 +7,8 @@ record order is a pure function of the seed (see pipelines/datasets.py).
 Layout and how to get weights back (the exporter's contract):
 
     RUN_DIR/checkpoints/ckpt-STEP*     newest `keep_checkpoints` (model, optimizer, step, ema,
-                                       and the random-layer states, rng, when there are any)
+                                       and the random-layer states, rng, when there are any;
+                                       checkpoints of earlier versions have no rng)
     RUN_DIR/checkpoints/best/ckpt-STEP* the best by validation accuracy (same objects)
     RUN_DIR/checkpoints/best/best.json {"step", "accuracy", "weights": "raw"|"ema"}
     RUN_DIR/checkpoints/top/ckpt-STEP* the N best by raw validation accuracy, kept for
@@ -47,6 +48,12 @@ BEST_RECORD = "best.json"
 BEST_WEIGHTS = RUN_BEST_WEIGHTS
 TOP = "top"
 TOP_RECORD = "top.json"
+RNG = "rng"
+
+
+def holds(path: str, name: str) -> bool:
+    """Whether the checkpoint at `path` holds the object saved as `name`."""
+    return any(key.split("/")[0] == name for key, _ in tf.train.list_variables(path))
 
 
 class RunCheckpoints:
@@ -92,9 +99,12 @@ class RunCheckpoints:
             objects["ema"] = ema
         # The states of Keras' stateful random layers (Dropout, DropPath) are not model
         # weights; without them a resumed run would redraw the masks it already used.
-        rng = [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
-        if rng:
-            objects["rng"] = rng
+        self.rng = [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
+        self.draws_per_step = config.grad_accum_steps
+        # Checkpoints of runs begun before the random-layer states were kept have no "rng".
+        self.checkpoint_without_rng = tf.train.Checkpoint(**objects)
+        if self.rng:
+            objects[RNG] = self.rng
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=config.keep_checkpoints
@@ -122,7 +132,7 @@ class RunCheckpoints:
         candidates = list(reversed(manager.checkpoints))
         for path in candidates:
             try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
+                self._restore(path)
             # A truncated data file surfaces as IndexError ("Read less bytes than requested").
             except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
                 logging.warning("Checkpoint %s is unreadable (%s); trying the previous one.",
@@ -137,6 +147,25 @@ class RunCheckpoints:
                 "away to start afresh."
             )
         return 0
+
+    def _restore(self, path: str) -> None:
+        """Restores `path`, and the random-layer states it predates when it has none.
+
+        Keras' SeedGenerator state is [seed, draws so far] and each random layer draws
+        once per forward pass in training, i.e. `grad_accum_steps` times per step; so a
+        checkpoint written before the states were kept restores them as the uninterrupted
+        run had them at its step.
+        """
+        if not self.rng or holds(path, RNG):
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            return
+        self.checkpoint_without_rng.restore(path).assert_existing_objects_matched()
+        draws = self.step() * self.draws_per_step
+        for state in self.rng:
+            state.assign(tf.stack([state[0], tf.constant(draws, state.dtype)]))
+        logging.warning("Checkpoint %s predates the random-layer states (Dropout, DropPath); "
+                        "they are set to the draws an uninterrupted run makes by step %d.",
+                        path, self.step())
 
     def steps_to_next_save(self, step: int) -> int:
         return self.every - step % self.every if self.every else 1 << 30
