@@ -195,3 +195,27 @@ def test_swin_one_stride_below_the_minimum_is_what_keras_hub_cannot_run():
         keras_hub.models.SwinTransformerBackbone(**arch, image_shape=(24, 24, 3))(images)
     keras_hub.models.SwinTransformerBackbone(**arch, image_shape=(32, 32, 3))(
         np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_drop_path_reaches_swin_and_its_random_state_is_checkpointed():
+    """--drop_path sets Swin's own stochastic depth: random in training (per example), the
+    identity at inference; 0 turns its keras-hub default of 0.1 off. Its masks come from a
+    SeedGenerator whose state is a model variable, so checkpoints keep it."""
+    name, arg = "swin_tiny_test", hub.DROP_PATH_ARG["swin"]
+    dropped = build_model(ModelConfig(name, num_classes=3, drop_path=0.5), 32)
+    assert any(v.path.endswith("seed_generator_state") for v in dropped.variables)
+    inner = dropped.get_layer("backbone").get_layer(hub.HUB_BACKBONE_NAME)
+    assert inner.get_config()[arg] == 0.5
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(dropped(images, training=False),
+                                  dropped(images, training=False))
+    assert not np.allclose(dropped(images, training=True), dropped(images, training=True))
+    plain = build_model(ModelConfig(name, num_classes=3), 32)
+    assert plain.get_layer("backbone").get_layer(hub.HUB_BACKBONE_NAME).get_config()[arg] == 0
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_test", "mobilenetv5_tiny_test",
+                                  "dinov2_tiny_test"])
+def test_hub_families_without_resumable_stochastic_depth_refuse_drop_path(name):
+    with pytest.raises(ValueError, match=f"keras-hub families swin, not '{name}'"):
+        build_model(ModelConfig(name, num_classes=3, drop_path=0.1), 32)

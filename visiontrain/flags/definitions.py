@@ -95,8 +95,9 @@ def define_model_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
            "takes any width, e.g. mobilenet_v1_0.35).")
     define("float", "dropout", "Dropout before the classifier.",
            lower_bound=0.0, upper_bound=0.95)
-    define("float", "drop_path", "Stochastic depth for our ResNets: the deepest block's "
-           "residual branch is dropped at this rate, earlier blocks linearly less (0: off).",
+    define("float", "drop_path", "Stochastic depth for our ResNets and keras-hub's Swin: the "
+           "deepest block's residual branch is dropped at this rate, earlier blocks linearly "
+           "less (0: off).",
            lower_bound=0.0, upper_bound=0.9)
     define("bool", "zero_init_residual", "Zero-init the last BN gamma of each block.")
     define("bool", "sync_bn", "Synchronise BatchNorm statistics across replicas.")

@@ -111,6 +111,13 @@ FAMILY_OUTPUT = {"vit": "class_token", "deit": "class_token", "dinov2": "class_t
 
 # EfficientNet names its input shape argument differently from the others.
 _SHAPE_ARG = {"efficientnet": "input_shape"}
+# The families whose keras-hub backbone has stochastic depth we can resume exactly, and
+# its argument: the deepest block's rate, linear in depth (keras-hub 0.32). Swin's DropPath
+# draws from a SeedGenerator, whose state is a model variable our checkpoints keep. Left
+# out: MobileNetV5's DropPath draws unseeded (Keras' global generator, not checkpointed);
+# DINOv2's fixes its noise shape at build time and fails on an unknown batch size; ViT and
+# DeiT have none. Always passed, so --drop_path=0 means none (Swin's default is 0.1).
+DROP_PATH_ARG = {"swin": "drop_path"}
 
 
 def _timm(family: str, architecture: str) -> Callable[[], dict[str, Any]]:
@@ -335,7 +342,13 @@ def _load_preset(name: str, entry: HubBackbone, preset: str, shape: dict) -> ker
     return backbone
 
 
-def build_hub_backbone(name: str, image_size: int, preset: str | None) -> keras.Model:
+def supports_drop_path(name: str) -> bool:
+    """Whether keras-hub backbone `name` has stochastic depth (`DROP_PATH_ARG`)."""
+    return HUB_BACKBONES[name].family in DROP_PATH_ARG
+
+
+def build_hub_backbone(name: str, image_size: int, preset: str | None,
+                       drop_path: float = 0.0) -> keras.Model:
     """Builds keras-hub backbone `name` as our "backbone" model.
 
     Args:
@@ -343,6 +356,8 @@ def build_hub_backbone(name: str, image_size: int, preset: str | None) -> keras.
       image_size: Input height and width.
       preset: None (random init), a keras-hub preset name or URI, or a local directory
         holding a keras-hub preset or a timm checkpoint (config.json + model.safetensors).
+      drop_path: Stochastic-depth rate of the deepest block, for the families of
+        `DROP_PATH_ARG` (it overrides a preset's own).
 
     Returns:
       A model from scaled images to a [b, h, w, c] map, with the keras-hub backbone
@@ -354,6 +369,8 @@ def build_hub_backbone(name: str, image_size: int, preset: str | None) -> keras.
     require_keras_hub(name)
     entry = HUB_BACKBONES[name]
     shape = {_SHAPE_ARG.get(entry.family, "image_shape"): (image_size, image_size, 3)}
+    if entry.family in DROP_PATH_ARG:
+        shape[DROP_PATH_ARG[entry.family]] = drop_path
     if preset:
         backbone = _load_preset(name, entry, preset, shape)
     else:

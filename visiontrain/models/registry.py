@@ -158,10 +158,12 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
         )
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); received: dropout={config.dropout}")
-    if config.drop_path and spec.family not in ("resnet", "cifar_resnet"):
+    if config.drop_path and not (spec.family in ("resnet", "cifar_resnet")
+                                 or spec.hub and hub.supports_drop_path(spec.name)):
         raise ValueError(
             f"--drop_path={config.drop_path} is implemented for our ResNets "
-            f"({', '.join(resnet.RESNET_SPECS)}), not {spec.name!r}; drop --drop_path or "
+            f"({', '.join(resnet.RESNET_SPECS)}) and the keras-hub families "
+            f"{', '.join(hub.DROP_PATH_ARG)}, not {spec.name!r}; drop --drop_path or "
             "pick one of them.")
     if config.pretrained == "imagenet" and not spec.imagenet_weights:
         raise ValueError(
@@ -177,7 +179,8 @@ def _build_backbone(
     weights = source.backbone_weights
     if spec.family in ("resnet", "cifar_resnet", "small_cnn") or spec.hub:
         if spec.hub:
-            backbone = hub.build_hub_backbone(spec.name, image_size, source.preset)
+            backbone = hub.build_hub_backbone(spec.name, image_size, source.preset,
+                                              config.drop_path)
         elif spec.family == "small_cnn":
             backbone = resnet.build_small_cnn_backbone(image_size, config.sync_bn)
         else:
