@@ -1,8 +1,9 @@
 """Fixtures shared across the suite.
 
 `digits` is built once per session: most training tests read it and none writes it
-(a test that damages shards copies them first). Subprocess runners live in
-`tests/helpers/runs.py`, imported as `tests.helpers.runs` only.
+(a test that damages shards copies them first); so is `tiny_run`, one short training on
+it. Subprocess runners live in `tests/helpers/runs.py`, imported as `tests.helpers.runs`
+only.
 """
 
 from __future__ import annotations
@@ -11,13 +12,24 @@ import logging
 
 import pytest
 
-from tests.helpers.runs import write_digits
+from tests.helpers.runs import TINY_RUN_FLAGS, run_train, write_digits
 
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> str:
     """scikit-learn's digits as shards: 1500 train / 297 validation, 4 shards each, 10 classes."""
     return write_digits(str(tmp_path_factory.mktemp("digits")))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(digits, tmp_path_factory) -> tuple[str, str]:
+    """One epoch (23 steps) of the TINY recipe on `digits` by `visiontrain-train`, with a
+    progress line every 4-step call: (run_dir, the tool's output). Tests only read it (pass
+    evaluate a --logdir outside it); one that resumes or damages a run copies it first."""
+    run_dir = str(tmp_path_factory.mktemp("tiny_run") / "run")
+    result = run_train(digits, run_dir, *TINY_RUN_FLAGS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return run_dir, result.stdout
 
 
 @pytest.fixture

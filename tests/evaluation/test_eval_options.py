@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers.runs import env, run_train
+from tests.helpers.runs import env
 from visiontrain.evaluation.predictors import with_tta
 from visiontrain.pipelines.preprocess import decode_rgb
 
@@ -47,14 +47,13 @@ def tool(name, *flags):
 
 
 @pytest.mark.slow
-def test_evaluate_at_another_size_with_tta_and_export_records_its_preprocessing(digits,
-                                                                               tmp_path):
-    run_dir = str(tmp_path / "run")
-    result = run_train(digits, run_dir, "--epochs=1")
-    assert result.returncode == 0, result.stdout[-3000:]
+def test_evaluate_at_another_size_with_tta_and_export_records_its_preprocessing(
+        digits, tiny_run, tmp_path):
+    run_dir, _ = tiny_run
     output = str(tmp_path / "eval" / "report.json")
     evaluated = tool("evaluate", f"--run_dir={run_dir}", f"--output={output}",
-                     "--eval_image_size=12", "--eval_crop_fraction=0.9", "--eval_tta=flip")
+                     f"--logdir={tmp_path / 'eval'}", "--eval_image_size=12",
+                     "--eval_crop_fraction=0.9", "--eval_tta=flip")
     assert evaluated.returncode == 0, evaluated.stdout[-3000:]
     report = json.load(open(output))
     assert report["image_size"] == 12 and report["tta"] == "flip"

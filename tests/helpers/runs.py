@@ -21,6 +21,9 @@ TINY = (
     "--shuffle_buffer=256",
 )
 
+# The session's `tiny_run` (tests/conftest.py): one epoch, a progress line per 4-step call.
+TINY_RUN_FLAGS = ("--epochs=1", "--steps_per_loop=4", "--progress_every_s=0")
+
 
 def write_digits(out_dir: str) -> str:
     """scikit-learn's 8x8 digits as RGB, in 4 train/4 validation shards."""

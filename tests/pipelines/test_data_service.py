@@ -5,36 +5,33 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.helpers import shards
-from tests.helpers.runs import run_train
+from tests.helpers.runs import env, run_train
 from visiontrain.config import DataConfig
 from visiontrain.pipelines import data_service, datasets, epoch_order, record_sources
 
 NAMES = ("a", "b", "c")
 NUM_TRAIN = 23
 BATCH = 4
-SERVICE = tf.data.experimental.service
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A dispatcher and two workers on this host; yields the grpc:// address."""
-    dispatcher = SERVICE.DispatchServer(SERVICE.DispatcherConfig(port=0))
-    port = dispatcher.target.rsplit(":", 1)[1]
-    workers = [
-        SERVICE.WorkerServer(SERVICE.WorkerConfig(
-            dispatcher_address=f"127.0.0.1:{port}", worker_address="127.0.0.1:%port%", port=0))
-        for _ in range(2)
-    ]
-    yield f"grpc://127.0.0.1:{port}"
-    for worker in workers:
-        worker.stop()
-    dispatcher.stop()
+    """A dispatcher and two workers on this host, in a child process (see
+    tests/helpers/service_cluster.py); yields the grpc:// address."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.helpers.service_cluster"],
+                              env=env(), stdout=subprocess.PIPE, text=True)
+    address = server.stdout.readline().strip()
+    assert address.startswith("grpc://127.0.0.1:"), f"no cluster address: {address!r}"
+    yield address
+    server.kill()
+    server.wait()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The whole demo path at small scale, through the real console tools.
 
 digit scans -> visiontrain-data -> visiontrain-train (2 CPU replicas) ->
-visiontrain-export -> a fresh process that imports only TensorFlow.
+visiontrain-export -> a fresh process that imports only TensorFlow; visiontrain-evaluate
+on the 2-replica run gives the figures the training reported.
 """
 
 import json
@@ -60,6 +61,22 @@ def test_run_directory_and_accuracy_far_above_chance(pipeline):
     results = json.loads((run / "results.json").read_text())
     assert results["validation"]["examples"] == counts["val"]
     assert results["validation"]["accuracy"] > 0.8  # chance is 0.1
+
+
+def test_two_replica_validation_figures_are_what_evaluate_gives_for_the_checkpoint(pipeline):
+    # Without sync BN each replica updates its own copy of the moving statistics; the
+    # loop must evaluate and save one set (issue 12.6: 0.8449 reported, 0.8478 evaluated).
+    work, _ = pipeline
+    reported = json.loads((work / "run" / "results.json").read_text())["validation"]
+    assert "--sync_bn" not in (work / "run" / "flags.txt").read_text()
+    report_path = work / "evaluated" / "report.json"
+    tool("evaluate", f"--run_dir={work / 'run'}", f"--output={report_path}",
+         f"--logdir={work / 'evaluated' / 'tb'}")
+    report = json.loads(report_path.read_text())
+    assert report["examples"] == reported["examples"]
+    assert report["accuracy"] == pytest.approx(reported["accuracy"], abs=1e-12)
+    # Only the summation order differs: float32 logits, float64 sums in the report.
+    assert report["loss"] == pytest.approx(reported["loss"], rel=1e-5)
 
 
 def test_flags_txt_replays(pipeline):

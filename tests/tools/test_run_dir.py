@@ -18,19 +18,23 @@ import time
 
 import pytest
 
-from tests.helpers.runs import checkpoint_steps, run_train, start_train, wait_for_log
+from tests.helpers.runs import (
+    TINY_RUN_FLAGS,
+    checkpoint_steps,
+    run_train,
+    start_train,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.slow
 
-FLAGS = ("--epochs=1", "--steps_per_loop=4", "--progress_every_s=0")
+FLAGS = TINY_RUN_FLAGS
 
 
-@pytest.fixture(scope="module")
-def finished(digits, tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("finished") / "run")
-    result = run_train(digits, run_dir, *FLAGS)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return run_dir, result.stdout
+@pytest.fixture
+def finished(tiny_run):
+    """The session's TINY run (conftest.py), trained with FLAGS; copy_run before changing it."""
+    return tiny_run
 
 
 def copy_run(finished, tmp_path):

@@ -24,8 +24,8 @@ def macro_recall(run_dir: str) -> float:
 def train(data_dir, run_dir, seed, sampling="none", **options) -> float:
     data = DataConfig(data_dir=data_dir, image_size=8, global_batch_size=64, crop_area_min=0.7,
                       eval_crop_fraction=1.0, shuffle_buffer=256, seed=seed, sampling=sampling)
-    config = TrainConfig(run_dir=run_dir, epochs=6, base_lr=0.4, seed=seed, deterministic=True,
-                         checkpoint_every_steps=0, steps_per_loop=20, eval_every=6, **options)
+    config = TrainConfig(run_dir=run_dir, epochs=3, base_lr=0.4, seed=seed, deterministic=True,
+                         checkpoint_every_steps=0, steps_per_loop=20, eval_every=3, **options)
     keras.utils.set_random_seed(seed)
     loop.train(data, ModelConfig(name="small_cnn"), config,
                tf.distribute.OneDeviceStrategy("/cpu:0"))
