@@ -318,13 +318,13 @@ def _check_timm_normalisation(name: str, entry: HubBackbone, preset: str) -> Non
             "checkpoint of this model made for that scaling.")
 
 
-def _load_preset(name: str, entry: HubBackbone, preset: str, shape: dict) -> keras.Model:
+def _load_preset(name: str, entry: HubBackbone, preset: str, arguments: dict) -> keras.Model:
     cls = getattr(keras_hub.models, entry.cls_name)
     local = is_local_preset(preset)
     if local:
         _check_timm_normalisation(name, entry, preset)
     try:
-        backbone = cls.from_preset(preset, **shape)
+        backbone = cls.from_preset(preset, **arguments)
     except Exception as e:  # keras-hub raises ValueError, OSError or the HTTP client's.
         if local:
             raise ValueError(
@@ -368,13 +368,14 @@ def build_hub_backbone(name: str, image_size: int, preset: str | None,
     """
     require_keras_hub(name)
     entry = HUB_BACKBONES[name]
-    shape = {_SHAPE_ARG.get(entry.family, "image_shape"): (image_size, image_size, 3)}
+    # The input shape, and the stochastic depth for the families that have it.
+    arguments = {_SHAPE_ARG.get(entry.family, "image_shape"): (image_size, image_size, 3)}
     if entry.family in DROP_PATH_ARG:
-        shape[DROP_PATH_ARG[entry.family]] = drop_path
+        arguments[DROP_PATH_ARG[entry.family]] = drop_path
     if preset:
-        backbone = _load_preset(name, entry, preset, shape)
+        backbone = _load_preset(name, entry, preset, arguments)
     else:
-        backbone = getattr(keras_hub.models, entry.cls_name)(**entry.architecture(), **shape)
+        backbone = getattr(keras_hub.models, entry.cls_name)(**entry.architecture(), **arguments)
     backbone.name = HUB_BACKBONE_NAME
     images = keras.Input((image_size, image_size, 3), name="scaled_images")
     features = _to_map(backbone(images), entry.family)

@@ -72,7 +72,8 @@ def make_train_step(
         """Gradients of one (micro-)batch; `step` seeds its augmentation."""
         targets = targets_of(labels, num_classes, multi_label)
         if augmenter is not None:
-            # The uint8 batch: the augmenter's first compiled run casts it in the same pass.
+            # The uint8 batch: a first op that casts (flip, jitter, erase) does it in its
+            # own fused pass.
             images, targets = augmenter(images, targets, training=True, step=step)
         images = tf.cast(images, tf.float32)
         with tf.GradientTape() as tape:
