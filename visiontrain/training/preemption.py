@@ -11,8 +11,9 @@ checkpoints stay on: after SIGKILL the handler has saved nothing.
 
 SIGINT (Ctrl-C) takes the same path: while the handler lives, SIGINT is handed to
 TF's SIGTERM handler, and the run exits 130 (128 + SIGINT, the shell's code for
-Ctrl-C) instead of 42. Before the handler exists (start-up) a Ctrl-C is Python's
-KeyboardInterrupt, which the tool reports in one line.
+Ctrl-C) instead of 42. Before the handler exists (start-up) a Ctrl-C is a
+KeyboardInterrupt, which the tool reports in one line; `sigint_watched` also
+remembers it, so one that a library swallowed is honoured when the handler is made.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def make_preemption_handler(
 ) -> tf.distribute.experimental.PreemptionCheckpointHandler:
     """A handler whose save calls `save()` (returns the saved step) and then exits 42.
 
-    It also takes SIGINT (for as long as `sigint_restored` around the training allows),
-    and exits 130 when SIGINT was what stopped the run.
+    It also takes SIGINT (for as long as `sigint_watched` around the training allows),
+    and exits 130 when SIGINT was what stopped the run. A start-up Ctrl-C that
+    `sigint_watched` saw but a library swallowed raises KeyboardInterrupt here.
 
     Args:
       strategy: the run's strategy.
@@ -88,15 +90,37 @@ def make_preemption_handler(
         received["signal"] = "SIGINT"
         on_sigterm(signum, frame)
 
-    signal.signal(signal.SIGINT, on_sigint)
+    start_up = signal.signal(signal.SIGINT, on_sigint)
+    if isinstance(start_up, StartUpCtrlC) and start_up.received:
+        # A Ctrl-C during start-up that a library swallowed: stop before the first step.
+        raise KeyboardInterrupt
     return handler
 
 
+class StartUpCtrlC:
+    """SIGINT before the checkpointing handler exists: a KeyboardInterrupt, remembered.
+
+    Remembered because it can be lost: Python drops an exception raised inside a
+    finaliser (a `__del__`, which TF's and Keras' objects run whenever garbage is
+    collected) with an "Exception ignored" line, and bare `except:` clauses in
+    libraries swallow it. The run would then train to its end.
+    """
+
+    def __init__(self):
+        self.received = False
+
+    def __call__(self, signum, frame):
+        self.received = True
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def sigint_restored() -> Iterator[None]:
-    """Gives back the caller's SIGINT handler on leaving, which the handler above replaces."""
-    previous = signal.getsignal(signal.SIGINT)
+def sigint_watched() -> Iterator[StartUpCtrlC]:
+    """Takes SIGINT with a `StartUpCtrlC` until `make_preemption_handler` replaces it;
+    gives back the caller's SIGINT handler on leaving."""
+    watcher = StartUpCtrlC()
+    previous = signal.signal(signal.SIGINT, watcher)
     try:
-        yield
+        yield watcher
     finally:
         signal.signal(signal.SIGINT, previous)

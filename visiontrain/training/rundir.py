@@ -86,7 +86,7 @@ def claim(run_dir: str, chief: bool) -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     if chief:
         stack.enter_context(RunLock(run_dir, marker=CONFIG))
-    stack.enter_context(preemption.sigint_restored())
+    stack.enter_context(preemption.sigint_watched())
     return stack
 
 
