@@ -261,3 +261,25 @@ def test_pretrained_backbone_file_of_our_own_resnet_and_mismatch(tmp_path):
     _assert_same_weights(_build("resnet20", 32, pretrained=path).get_layer("backbone"), source)
     with pytest.raises(ValueError, match="Could not load backbone weights"):
         _build("resnet32", 32, pretrained=path)
+
+
+def test_keras_hub_is_imported_only_by_a_hub_model():
+    # It would add about 0.8 s to every tool's start-up.
+    import subprocess
+    import sys
+
+    probe = ("import sys, visiontrain.tools.train, visiontrain.models.registry as r; "
+             "print('keras_hub' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.split()[-1] == "False"
+
+
+def test_a_hub_model_without_keras_hub_installed_says_which_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "keras_hub" else find_spec(name, *a))
+    with pytest.raises(ValueError, match=r"pip install 'visiontrain\[hub\]'"):
+        _build("vit_tiny_test", 32)

@@ -15,6 +15,8 @@ grid reshaped, the feature map of the convolutional families as it is.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import json
 import os
 from typing import Any, Callable
@@ -26,20 +28,19 @@ from visiontrain.config import is_local_preset
 from visiontrain.models.blocks import BlockNames
 from visiontrain.models.scaling import IMAGENET_MEAN, IMAGENET_STD, SCALINGS
 
-try:
-    import keras_hub
-    from keras_hub.src.utils.timm import (
-        convert_cspnet,
-        convert_efficientnet,
-        convert_hgnetv2,
-        convert_mobilenetv5,
-    )
 
-    _TIMM_CONVERTERS = {"cspnet": convert_cspnet, "efficientnet": convert_efficientnet,
-                        "hgnetv2": convert_hgnetv2, "mobilenetv5": convert_mobilenetv5}
-except ImportError:  # The [hub] extra is optional; `require_keras_hub` says how to add it.
-    keras_hub = None
-    _TIMM_CONVERTERS = {}
+def _keras_hub():
+    """keras_hub, imported at first use: it costs every tool about 0.8 s at start-up (it
+    pulls scikit-learn through keras.wrappers), and only keras-hub models need it."""
+    import keras_hub
+
+    return keras_hub
+
+
+def _timm_converter(family: str):
+    """keras-hub's timm converter module of `family`."""
+    return importlib.import_module(f"keras_hub.src.utils.timm.convert_{family}")
+
 
 HUB_BACKBONE_NAME = "hub_backbone"
 _HUB = HUB_BACKBONE_NAME
@@ -122,7 +123,7 @@ DROP_PATH_ARG = {"swin": "drop_path"}
 
 def _timm(family: str, architecture: str) -> Callable[[], dict[str, Any]]:
     """The constructor arguments keras-hub's timm converter gives `architecture`."""
-    return lambda: _TIMM_CONVERTERS[family].convert_backbone_config(
+    return lambda: _timm_converter(family).convert_backbone_config(
         {"architecture": architecture})
 
 
@@ -247,7 +248,7 @@ def lookup(name: str) -> HubBackbone | None:
 
 def require_keras_hub(name: str) -> None:
     """Raises a one-line install hint unless keras-hub is importable."""
-    if keras_hub is None:
+    if importlib.util.find_spec("keras_hub") is None:
         raise ValueError(
             f"--model={name} is a keras-hub backbone but keras-hub is not installed; "
             "install the extra: pip install 'visiontrain[hub]'.")
@@ -319,7 +320,7 @@ def _check_timm_normalisation(name: str, entry: HubBackbone, preset: str) -> Non
 
 
 def _load_preset(name: str, entry: HubBackbone, preset: str, arguments: dict) -> keras.Model:
-    cls = getattr(keras_hub.models, entry.cls_name)
+    cls = getattr(_keras_hub().models, entry.cls_name)
     local = is_local_preset(preset)
     if local:
         _check_timm_normalisation(name, entry, preset)
@@ -375,7 +376,8 @@ def build_hub_backbone(name: str, image_size: int, preset: str | None,
     if preset:
         backbone = _load_preset(name, entry, preset, arguments)
     else:
-        backbone = getattr(keras_hub.models, entry.cls_name)(**entry.architecture(), **arguments)
+        backbone = getattr(_keras_hub().models, entry.cls_name)(**entry.architecture(),
+                                                                **arguments)
     backbone.name = HUB_BACKBONE_NAME
     images = keras.Input((image_size, image_size, 3), name="scaled_images")
     features = _to_map(backbone(images), entry.family)
