@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check --select E,F,W,I --line-length 100 visiontrain tests
-	$(BIN)/python -m pytest -p no:cacheprovider --timeout=900 -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -p no:cacheprovider --timeout=900 -n 2 --dist loadfile --durations=15 tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow" tests
