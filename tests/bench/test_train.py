@@ -26,7 +26,8 @@ def test_bench_train_reports_positive_figures(tmp_path):
 
 @pytest.mark.slow
 def test_r_fit_times_the_loops_function_against_model_fit(tmp_path):
-    figures = bench_train(cnn_calls=1, rounds=2, small_images=300, work_dir=str(tmp_path),
+    # One round: the harness tests cover pairing over rounds (tests/bench/test_harness.py).
+    figures = bench_train(cnn_calls=1, rounds=1, small_images=300, work_dir=str(tmp_path),
                           configs=("resnet20_ours", "resnet20_fit"))
     assert figures["timed"] == {"resnet20_ours": LOOP_FUNCTION, "resnet20_fit": "keras.Model.fit"}
     low, high = figures["R_fit_range"]
