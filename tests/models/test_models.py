@@ -268,7 +268,7 @@ def test_keras_hub_is_imported_only_by_a_hub_model():
     import subprocess
     import sys
 
-    probe = ("import sys, visiontrain.tools.train, visiontrain.models.registry as r; "
+    probe = ("import sys, visiontrain.tools.train, visiontrain.models.registry; "
              "print('keras_hub' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120, check=True)

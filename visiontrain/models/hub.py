@@ -30,8 +30,8 @@ from visiontrain.models.scaling import IMAGENET_MEAN, IMAGENET_STD, SCALINGS
 
 
 def _keras_hub():
-    """keras_hub, imported at first use: it costs every tool about 0.8 s at start-up (it
-    pulls scikit-learn through keras.wrappers), and only keras-hub models need it."""
+    """keras_hub, imported at first use: importing it cost every tool 0.7-1.0 s of
+    start-up, and only keras-hub models need it."""
     import keras_hub
 
     return keras_hub
