@@ -96,5 +96,5 @@ def test_dali_peer_reads_whole_batches_when_installed(tiny_shards):
     _, shards = tiny_shards
     batches = list(peers.dali_batches(shards, 16, 4, 0, 2))
     assert len(batches) == 2 * (18 // 4)
-    assert all(images.shape == (4, 16, 16, 3) and images.dtype == np.uint8
+    assert all(images.shape == (4, 16, 16, 3) and images.dtype == np.float32
                for images, _ in batches)
