@@ -77,7 +77,8 @@ class OpFactory:
     kind "image": make_fn returns op(images, labels, seed) -> (images, labels);
     kind "affine": make_fn returns matrix(batch, height, width, seed) -> [B,3,3];
     kind "mix": make_fn returns keyword arguments of `make_mix`.
-    casts: the op takes uint8 images too, and casts them to float32 in its fused pass.
+    casts: the op takes uint8 images too, and casts them itself in its fused pass (it may
+      return uint8, as RandAugment does; the augmenter casts every result at its end).
     """
 
     make_fn: Callable
@@ -122,7 +123,8 @@ register_op("translate", ops.make_translate_matrix, (Param("fraction", 0.1, 0, 1
 register_op("zoom", ops.make_zoom_matrix, (Param("fraction", 0.2, 0, 0.9, low_open=True),),
             kind="affine", stage=1)
 register_op("randaugment", make_randaugment,
-            (Param("num_ops", 2, 1, 10, integer=True), Param("magnitude", 9, 0, 10)), stage=2)
+            (Param("num_ops", 2, 1, 10, integer=True), Param("magnitude", 9, 0, 10)), stage=2,
+            casts=True)
 register_op("jitter", ops.make_jitter, (Param("strength", 0.4, 0, 1, low_open=True),), stage=3,
             casts=True)
 register_op("erase", ops.make_erase, (Param("probability", 0.25, 0, 1, low_open=True),), stage=4,

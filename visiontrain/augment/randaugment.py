@@ -23,6 +23,11 @@ Slots stay sequential as in timm: geometric ops of different slots are not
 merged into one warp, since a colour op between them does not commute with it.
 Pixels are rounded to integers by the table lookup, as PIL's uint8 ops do.
 
+A slot's output is therefore integers in [0, 255], and it is carried as uint8:
+every route computes in float32 and casts back inside its own pass, so the
+partition, the stitch and the next slot move a quarter of the bytes. The op
+takes uint8 or float32 and returns uint8 (the augmenter casts at its end).
+
 Magnitude semantics follow timm's "increasing" variants on the 0-10 scale
 (m = M / 10, sign random per image): rotate 30*m degrees, shear 0.3*m,
 translate 0.45*m of the side, solarize threshold 256 - 256*m, posterize to
@@ -132,10 +137,16 @@ def _point_tables(images, indices, op_index, sign, m):
 
 
 def _sharpness_base(images: tf.Tensor) -> tf.Tensor:
-    """PIL's SMOOTH filter with the one-pixel border left unfiltered."""
-    kernel = tf.constant([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
-    kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
-    smooth = tf.nn.depthwise_conv2d(images, kernel, [1, 1, 1, 1], "VALID")
+    """PIL's SMOOTH filter (3x3 ones, centre 5, over 13) with the one-pixel border left
+    unfiltered.
+
+    The 3x3 sums are of integer pixels, exact in float32 in any order of addition, so
+    TF's ops and XLA's fused code give the same pixels (a depthwise convolution's
+    weighted sums did not: XLA rounded some pixels one level apart).
+    """
+    rows = images[:, :-2] + images[:, 1:-1] + images[:, 2:]
+    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+    smooth = (box + 4.0 * images[:, 1:-1, 1:-1]) / 13.0
     smooth = tf.pad(smooth, [[0, 0], [1, 1], [1, 1], [0, 0]])
     shape = tf.shape(images)
     rows = tf.range(shape[1])[:, None]
@@ -159,12 +170,26 @@ def _routed_geometry(images, op_index, sign, m):
                                     fill_value=FILL_VALUE))
 
 
+def _lookup(images: tf.Tensor, tables: tf.Tensor) -> tf.Tensor:
+    """Each pixel of uint8 `images` [B,H,W,3] through its image's and channel's uint8 table
+    of `tables` [B,3,256]."""
+    shape = tf.shape(images)
+    index = tf.cast(images, tf.int32) + tf.range(3) * 256
+    out = tf.gather(tf.reshape(tables, [shape[0], 768]), tf.reshape(index, [shape[0], -1]),
+                    batch_dims=1)
+    return tf.reshape(out, shape)
+
+
+# As XLA code the index arithmetic and the gather are one pass over the pixels: 2.1
+# against 3.7 ms per image for the whole table route, one thread, 64x224x224 (TF 2.21).
+_LOOKUP = tf.function(_lookup, jit_compile=True, autograph=False, reduce_retracing=True)
+
+
 def _routed_tables(images, op_index, sign, m):
     indices = tf.cast(images, tf.int32)
-    tables = _point_tables(images, indices, op_index, sign, m)
-    batch = tf.shape(images)[0]
-    flat_index = ((tf.range(batch)[:, None, None, None] * 3 + tf.range(3)) * 256 + indices)
-    return tf.gather(tf.reshape(tables, [-1]), flat_index)
+    # The tables hold integers in [0, 255]: looking up uint8 writes a quarter of the bytes.
+    tables = tf.cast(_point_tables(images, indices, op_index, sign, m), tf.uint8)
+    return _padded_call(_LOOKUP, images, tables)
 
 
 def _routed_autocontrast(images, op_index, sign, m):
@@ -230,52 +255,73 @@ _GROUP_OF_OP = tuple(next(g for g, (names, _) in enumerate(_ROUTES) if name in n
 # XLA compiles a handful of padded shapes (about 5/14 of the batch picks one of them).
 # The warp's bilinear gathers compiled by XLA take half the time of TF's
 # ImageProjectiveTransformV3 kernel. The histogram tables keep TF's bincount (XLA's
-# scatter-add is slow); sharpness keeps TF's convolution, whose sums XLA rounds
-# differently (off by one level on some pixels, against the dense path).
-_FUSED_ROUTES = ("rotate", _POINT_OPS[0][0])
-_GEOMETRY_GROUP = 1
+# scatter-add is slow), with only their lookup in XLA (`_LOOKUP`).
+_FUSED_ROUTES = ("rotate", _POINT_OPS[0][0], "sharpness")
+_GEOMETRY_GROUP = _GROUP_OF_OP[_INDEX["rotate"]]
+_SHARPNESS_GROUP = _GROUP_OF_OP[_INDEX["sharpness"]]
 _BUCKETS = tuple(2 ** i for i in range(31))
 _COMPILED: dict = {}
 
 
+def _as_float(images: tf.Tensor, rounds: bool) -> tf.Tensor:
+    """float32 pixels a route reads: rounded to integers when `rounds` (the table's view)."""
+    images = tf.cast(images, tf.float32)
+    return _rounded(images) if rounds else images
+
+
 def _fused_route(group: int, m: float, integral: bool):
-    """The route of `group` as XLA code; its images are padded to a power-of-two count,
-    so XLA compiles each group for at most log2(batch) + 1 shapes, not for every count."""
+    """The route of `group` as XLA code, uint8 out, padded (see `_padded_call`)."""
     names, fn = _ROUTES[group]
     # Only the warp reads unrounded pixels; the others need integers, as the table does.
     rounds = not integral and "rotate" not in names
     key = (group, m, rounds)
     if key not in _COMPILED:
         def compute(images, op_index, sign):
-            return fn(_rounded(images) if rounds else images, op_index, sign, m)
+            return tf.cast(fn(_as_float(images, rounds), op_index, sign, m), tf.uint8)
 
         _COMPILED[key] = tf.function(compute, jit_compile=True, autograph=False,
                                      reduce_retracing=True)
     compiled = _COMPILED[key]
 
-    def call(images, op_index, sign, _m):
-        if geo.in_xla_context():
-            return compiled.python_function(images, op_index, sign)
-        count = tf.shape(images)[0]
-        size = tf.reduce_min(tf.where(tf.constant(_BUCKETS) >= count, _BUCKETS, _BUCKETS[-1]))
-        pad = size - count
-        out = compiled(tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]]),
-                       tf.pad(op_index, [[0, pad]]), tf.pad(sign, [[0, pad]]))
-        return out[:count]
-
-    return call
+    return lambda images, op_index, sign, _m: _padded_call(compiled, images, op_index, sign)
 
 
-def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float,
-                integral: bool = False) -> tf.Tensor:
-    """One RandAugment slot where each image runs only the op it picked.
+def _padded_call(compiled, *batched: tf.Tensor) -> tf.Tensor:
+    """`compiled` (an XLA tf.function) on `batched`, padded to a power-of-two count, so XLA
+    compiles it for at most log2(batch) + 1 shapes, not for every count a route gets."""
+    if geo.in_xla_context():
+        return compiled.python_function(*batched)
+    count = tf.shape(batched[0])[0]
+    size = tf.reduce_min(tf.where(tf.constant(_BUCKETS) >= count, _BUCKETS, _BUCKETS[-1]))
+    padded = [tf.pad(x, [[0, size - count]] + [[0, 0]] * (x.shape.rank - 1)) for x in batched]
+    return compiled(*padded)[:count]
+
+
+def _slot_route(group: int, m: float, integral: bool):
+    """The route of `group` in a routed slot: uint8 pixels in (float32 ones unless
+    `integral`), uint8 out."""
+    names, fn = _ROUTES[group]
+    if names[0] in _FUSED_ROUTES:
+        return _fused_route(group, m, integral)
+    if integral and names in (("identity",), ("equalize", "contrast")):
+        # uint8 through already: the identity, and the table route's uint8 gather.
+        return fn
+    # Only the warp reads unrounded pixels; the others need integers, as the table does.
+    return functools.partial(
+        lambda fn, x, *args: tf.cast(fn(_as_float(x, not integral), *args), tf.uint8), fn)
+
+
+def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float
+                ) -> tf.Tensor:
+    """One RandAugment slot where each image runs only the op it picked; uint8 out.
 
     `tf.dynamic_partition` splits the batch by op group, each group runs on its
     images only, `tf.dynamic_stitch` restores the order: per image one op runs,
     not all fourteen. Equal to `_dense_slot`; not XLA-compilable (dynamic shapes).
-    `integral=True` promises pixels are already integers in [0, 255] (the output
-    of a previous slot), which skips a rounding pass.
+    uint8 images (a previous slot's output) are integers already, which skips a
+    rounding pass.
     """
+    integral = images.dtype == tf.uint8
     group = tf.gather(tf.constant(_GROUP_OF_OP, tf.int32), op_index)
     count = len(_ROUTES)
     parts = tf.dynamic_partition(images, group, count)
@@ -284,15 +330,10 @@ def routed_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: floa
     positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, count)
     outputs = []
     for group, part, part_op, part_sign in zip(range(count), parts, op_parts, sign_parts):
-        names, fn = _ROUTES[group]
-        if names[0] in _FUSED_ROUTES:
-            fn = _fused_route(group, m, integral)
-        elif "rotate" not in names and not integral:
-            # Only the warp reads unrounded pixels; the others need integers, as the table does.
-            fn = functools.partial(lambda fn, x, *args: fn(_rounded(x), *args), fn)
+        fn = _slot_route(group, m, integral)
         outputs.append(tf.cond(tf.size(part_op) > 0,
                                lambda fn=fn, x=part, o=part_op, s=part_sign: fn(x, o, s, m),
-                               lambda x=part: x))
+                               lambda x=part: tf.cast(x, tf.uint8)))
     return tf.reshape(tf.dynamic_stitch(positions, outputs), tf.shape(images))
 
 
@@ -318,9 +359,12 @@ def _dense_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: floa
 
     factor = (1.0 + 0.9 * m * sign)[:, None, None, None]
     color = tf.round(blend(grayscale(images), images, factor))
-    sharp = tf.round(blend(_sharpness_base(images), images, factor))
+    # The routed slot's XLA sharpness, over the whole batch, for the reason above.
+    sharp = tf.cast(_fused_route(_SHARPNESS_GROUP, m, True)(images, op_index, sign, m),
+                    tf.float32)
     images = tf.where(_is(op_index, "color")[:, None, None, None], color, images)
-    return tf.where(_is(op_index, "sharpness")[:, None, None, None], sharp, images)
+    return tf.cast(tf.where(_is(op_index, "sharpness")[:, None, None, None], sharp, images),
+                   tf.uint8)
 
 
 def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = False):
@@ -334,7 +378,8 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = Fal
             falls back to the dense form when traced for XLA.
 
     Returns:
-        The batch op; labels pass through unchanged.
+        The batch op: uint8 or float32 images in, uint8 images out (integers in
+        [0, 255], as every op rounds); labels pass through unchanged.
     """
     if not 0 <= magnitude <= MAX_MAGNITUDE:
         raise ValueError(f"RandAugment magnitude must be in [0, {MAX_MAGNITUDE:g}]. "
@@ -353,7 +398,7 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = Fal
             if use_dense:
                 images = _dense_slot(images, op_index, sign, m)
             else:
-                images = routed_slot(images, op_index, sign, m, integral=slot > 0)
+                images = routed_slot(images, op_index, sign, m)
         return images, labels
 
     return op

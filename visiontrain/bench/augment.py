@@ -113,7 +113,7 @@ def preset_op_rows(n_classes: int = 10) -> dict[str, Callable]:
     A stage is what the train step runs as one op (MixUp and CutMix share one); it gets
     the batch as the augmenter gives it a first stage, uint8 when the op casts it itself,
     else float32. The RandAugment rows apply that op to every image of the batch (one
-    slot, M=9, signs alternating), on integer pixels as a second slot sees them.
+    slot, M=9, signs alternating), on the uint8 pixels a second slot sees.
     """
     rows = {}
     for preset in OP_PRESETS:
@@ -124,9 +124,8 @@ def preset_op_rows(n_classes: int = 10) -> dict[str, Callable]:
         def one_op(images, labels, seed, index=ra.OPS.index(name)):
             batch = tf.shape(images)[0]
             sign = tf.where(tf.range(batch) % 2 == 0, 1.0, -1.0)
-            return ra.routed_slot(images, tf.fill([batch], index), sign, 0.9,
-                                  integral=True), labels
-        rows[f"randaugment.{name}"] = _on_float(one_op)
+            return ra.routed_slot(images, tf.fill([batch], index), sign, 0.9), labels
+        rows[f"randaugment.{name}"] = one_op
     return rows
 
 
