@@ -76,6 +76,35 @@ def blend(base: tf.Tensor, images: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(base + factor * (images - base), 0.0, 255.0)
 
 
+def smooth_like_pil(images: tf.Tensor) -> tf.Tensor:
+    """PIL's SMOOTH filter (3x3 ones, centre 5, over 13) with the one-pixel border left
+    unfiltered.
+
+    The 3x3 sums are of integer pixels, exact in float32 in any order of addition, so
+    TF's ops and XLA's fused code give the same pixels (a depthwise convolution's
+    weighted sums did not: XLA rounded some pixels one level apart).
+    """
+    rows = images[:, :-2] + images[:, 1:-1] + images[:, 2:]
+    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+    smooth = (box + 4.0 * images[:, 1:-1, 1:-1]) / 13.0
+    smooth = tf.pad(smooth, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    shape = tf.shape(images)
+    rows = tf.range(shape[1])[:, None]
+    cols = tf.range(shape[2])[None, :]
+    interior = (rows > 0) & (rows < shape[1] - 1) & (cols > 0) & (cols < shape[2] - 1)
+    return tf.where(interior[None, :, :, None], smooth, images)
+
+
+def lookup_pixels(images: tf.Tensor, tables: tf.Tensor) -> tf.Tensor:
+    """Each pixel of `images` [B,H,W,3] (integers in [0, 255]) through its image's and
+    channel's entry of `tables` [B,3,256]."""
+    shape = tf.shape(images)
+    index = tf.cast(images, tf.int32) + tf.range(3) * 256
+    out = tf.gather(tf.reshape(tables, [shape[0], 768]), tf.reshape(index, [shape[0], -1]),
+                    batch_dims=1)
+    return tf.reshape(out, shape)
+
+
 def _per_image(values: tf.Tensor) -> tf.Tensor:
     return values[:, None, None, None]
 

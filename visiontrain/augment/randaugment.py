@@ -47,6 +47,8 @@ from visiontrain.augment.ops import (
     RNG_ALG,
     blend,
     grayscale,
+    lookup_pixels,
+    smooth_like_pil,
     split_seed,
     uniform,
 )
@@ -136,25 +138,6 @@ def _point_tables(images, indices, op_index, sign, m):
     return tf.round(tf.clip_by_value(chosen, 0.0, 255.0))
 
 
-def _sharpness_base(images: tf.Tensor) -> tf.Tensor:
-    """PIL's SMOOTH filter (3x3 ones, centre 5, over 13) with the one-pixel border left
-    unfiltered.
-
-    The 3x3 sums are of integer pixels, exact in float32 in any order of addition, so
-    TF's ops and XLA's fused code give the same pixels (a depthwise convolution's
-    weighted sums did not: XLA rounded some pixels one level apart).
-    """
-    rows = images[:, :-2] + images[:, 1:-1] + images[:, 2:]
-    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
-    smooth = (box + 4.0 * images[:, 1:-1, 1:-1]) / 13.0
-    smooth = tf.pad(smooth, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    shape = tf.shape(images)
-    rows = tf.range(shape[1])[:, None]
-    cols = tf.range(shape[2])[None, :]
-    interior = (rows > 0) & (rows < shape[1] - 1) & (cols > 0) & (cols < shape[2] - 1)
-    return tf.where(interior[None, :, :, None], smooth, images)
-
-
 def _rounded(images: tf.Tensor) -> tf.Tensor:
     return tf.round(tf.clip_by_value(images, 0.0, 255.0))
 
@@ -170,19 +153,9 @@ def _routed_geometry(images, op_index, sign, m):
                                     fill_value=FILL_VALUE))
 
 
-def _lookup(images: tf.Tensor, tables: tf.Tensor) -> tf.Tensor:
-    """Each pixel of uint8 `images` [B,H,W,3] through its image's and channel's uint8 table
-    of `tables` [B,3,256]."""
-    shape = tf.shape(images)
-    index = tf.cast(images, tf.int32) + tf.range(3) * 256
-    out = tf.gather(tf.reshape(tables, [shape[0], 768]), tf.reshape(index, [shape[0], -1]),
-                    batch_dims=1)
-    return tf.reshape(out, shape)
-
-
 # As XLA code the index arithmetic and the gather are one pass over the pixels: 2.1
 # against 3.7 ms per image for the whole table route, one thread, 64x224x224 (TF 2.21).
-_LOOKUP = tf.function(_lookup, jit_compile=True, autograph=False, reduce_retracing=True)
+_LOOKUP = tf.function(lookup_pixels, jit_compile=True, autograph=False, reduce_retracing=True)
 
 
 def _routed_tables(images, op_index, sign, m):
@@ -217,7 +190,7 @@ def _routed_color(images, op_index, sign, m):
 
 
 def _routed_sharpness(images, op_index, sign, m):
-    return tf.round(blend(_sharpness_base(images), images, _per_image(1.0 + 0.9 * m * sign)))
+    return tf.round(blend(smooth_like_pil(images), images, _per_image(1.0 + 0.9 * m * sign)))
 
 
 # Each image of a slot goes through ONE of these; ops sharing a kernel share a group.
