@@ -367,7 +367,7 @@ def make_randaugment(num_ops: int = 2, magnitude: float = 9.0, dense: bool = Fal
         draws = [_draw_slot(s, batch)
                  for s in tf.unstack(split_seed(seed, max(int(num_ops), 1)))[:int(num_ops)]]
         use_dense = dense or geo.in_xla_context()
-        for slot, (op_index, sign) in enumerate(draws):
+        for op_index, sign in draws:
             if use_dense:
                 images = _dense_slot(images, op_index, sign, m)
             else:
