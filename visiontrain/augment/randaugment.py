@@ -321,14 +321,11 @@ def _draw_slot(seed: tf.Tensor, batch) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _dense_slot(images: tf.Tensor, op_index: tf.Tensor, sign: tf.Tensor, m: float) -> tf.Tensor:
     """Every image through every stage, identity parameters where not picked (XLA-friendly)."""
-    batch = tf.shape(images)[0]
     # The routed geometry's XLA warp, here over the whole batch (identity where not picked):
     # the same code on the same pixel gives the same value, however the batch is split.
     images = _fused_route(_GEOMETRY_GROUP, m, True)(images, op_index, sign, m)
-    indices = tf.cast(images, tf.int32)
-    tables = _point_tables(images, indices, op_index, sign, m)
-    flat_index = ((tf.range(batch)[:, None, None, None] * 3 + tf.range(3)) * 256 + indices)
-    images = tf.gather(tf.reshape(tables, [-1]), flat_index)
+    images = lookup_pixels(images, _point_tables(images, tf.cast(images, tf.int32), op_index,
+                                                 sign, m))
 
     factor = (1.0 + 0.9 * m * sign)[:, None, None, None]
     color = tf.round(blend(grayscale(images), images, factor))
