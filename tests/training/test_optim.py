@@ -54,6 +54,58 @@ def test_weight_decay_skips_bias_and_batchnorm(name):
         assert changed == (len(variable.shape) > 1), variable.path
 
 
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_decay_in_the_update_follows_keras_and_reads_the_schedule_once(name):
+    """Same weights as the stock Keras optimizer over a warmup schedule, with the schedule
+    evaluated once per step, where Keras evaluates it again for every decayed variable."""
+    config = TrainConfig(run_dir="x", optimizer=name, weight_decay=0.05, momentum=0.9,
+                         base_lr=0.4, warmup_epochs=1, epochs=3, scale_lr=False)
+    calls = []
+
+    class Counted(schedules.WarmupSchedule):
+        def __call__(self, step):
+            calls.append(step)
+            return super().__call__(step)
+
+    def trajectory(make):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                  keras.layers.Dense(2)])
+        schedule = Counted(peak=0.4, warmup_steps=2, total_steps=6, kind="cosine")
+        optimizer = make(schedule, model)
+        optimizer.build(model.trainable_variables)
+        x = tf.reshape(tf.range(8, dtype=tf.float32), [2, 4]) / 8
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(model(x) - 1.0))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                          model.trainable_variables))
+        del calls[:]
+        for _ in range(4):
+            step()
+        return [v.numpy() for v in model.trainable_variables], len(calls)
+
+    def stock(schedule, model):
+        stock_class = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW,
+                       "rmsprop": keras.optimizers.RMSprop, "lamb": keras.optimizers.Lamb,
+                       "lion": keras.optimizers.Lion}[name]
+        arguments = optim._optimizers(config)[name][1]
+        optimizer = stock_class(**arguments, learning_rate=schedule, weight_decay=0.05)
+        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables
+                                                      if len(v.shape) <= 1])
+        return optimizer
+
+    ours, ours_calls = trajectory(lambda schedule, model: optim.make_optimizer(
+        config, schedule, model))
+    keras_weights, keras_calls = trajectory(stock)
+    for a, b in zip(ours, keras_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert ours_calls == 1  # one trace of the step
+    assert keras_calls == 1 + 2  # and once more per decayed kernel
+
+
 def test_ema_ramps_decay_and_swaps_back():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
     kernel = model.trainable_variables[0]

@@ -165,7 +165,6 @@ def run_config(name: str, shards_dir: str, timed_calls: int, num_classes: int = 
                             config.image_size)
         schedule = schedules.make_schedule(train, steps_per_epoch, batch)
         optimizer = optim.make_optimizer(train, schedule, model)
-        optim.attach_layer_decay(optimizer, model, train)
         optimizer.build(model.trainable_variables)
     step_fn = steps.make_train_step(model, optimizer, num_classes=num_classes,
                                     global_batch_size=batch, label_smoothing=0.0)

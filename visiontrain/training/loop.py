@@ -214,9 +214,8 @@ def _train(
     with strategy.scope():
         model = build_model(model_config, data.image_size)
         schedule = schedules.make_schedule(config, steps_per_epoch, step_batch)
-        optimizer = optim.make_optimizer(config, schedule, model)
         # Built over everything that may ever train, before any freezing: stable slots.
-        optim.attach_layer_decay(optimizer, model, config)
+        optimizer = optim.make_optimizer(config, schedule, model)
         optimizer.build(model.trainable_variables)
         ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         sync_replicas = steps.make_replica_sync(strategy, model)
