@@ -1,8 +1,11 @@
-"""The whole demo path at small scale, through the real console tools.
+"""The whole demo path at small scale, through the real console tools, with relative paths.
 
 digit scans -> visiontrain-data -> visiontrain-train (2 CPU replicas) ->
 visiontrain-export -> a fresh process that imports only TensorFlow; visiontrain-evaluate
-on the 2-replica run gives the figures the training reported.
+on the 2-replica run gives the figures the training reported. Data and training run in
+the work directory; export, evaluate, predict and a second training that starts from the
+run (--pretrained=RUN_DIR) run from a sibling directory, so every path a tool takes is
+relative and every one it records is absolute.
 """
 
 import json
@@ -14,31 +17,34 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.helpers.runs import REPO
 from visiontrain.pipelines.digits import write_digits_tree
 
 pytestmark = pytest.mark.slow
+RECIPE = ("--model=small_cnn", "--image_size=16", "--global_batch_size=64", "--base_lr=0.4",
+          "--crop_area_min=0.7", "--eval_crop_fraction=1.0")
 
 
-def tool(name, *args):
+def tool(name, *args, cwd):
     result = subprocess.run(
-        [sys.executable, "-m", f"visiontrain.tools.{name}", *args],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", f"visiontrain.tools.{name}", *args], cwd=cwd,
+        env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=600,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    assert result.returncode == 0, f"visiontrain-{name}: {result.stdout}{result.stderr}"
+    return result
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
+    """(work, counts): `work` holds digits/, shards/, run/ and elsewhere/export/digits/1."""
     work = tmp_path_factory.mktemp("spine")
+    (work / "elsewhere").mkdir()
     counts = write_digits_tree(str(work / "digits"), seed=0, val_fraction=0.2)
-    tool("data", "build", f"--source={work / 'digits'}", f"--output={work / 'shards'}",
-         "--keep_png", "--num_shards=4")
-    tool("train", f"--data_dir={work / 'shards'}", f"--run_dir={work / 'run'}",
-         "--model=small_cnn", "--image_size=16", "--global_batch_size=64", "--epochs=4",
-         "--base_lr=0.4", "--crop_area_min=0.7", "--eval_crop_fraction=1.0",
-         "--cpu_replicas=2", "--checkpoint_every_steps=20")
-    tool("export", f"--run_dir={work / 'run'}", f"--export_dir={work / 'export' / 'digits'}")
+    tool("data", "build", "--source=digits", "--output=shards", "--keep_png", "--num_shards=4",
+         cwd=work)
+    tool("train", "--data_dir=shards", "--run_dir=run", *RECIPE, "--epochs=4",
+         "--cpu_replicas=2", "--checkpoint_every_steps=20", cwd=work)
+    tool("export", "--run_dir=../run", "--export_dir=export/digits", cwd=work / "elsewhere")
     return work, counts
 
 
@@ -58,6 +64,11 @@ def test_run_directory_and_accuracy_far_above_chance(pipeline):
     record = json.loads((run / "run.json").read_text())
     assert record["num_replicas"] == 2 and record["strategy"] == "MirroredStrategy"
     assert "--model=small_cnn" in (run / "flags.txt").read_text()
+    # Relative paths are recorded absolute, so the run means the same from anywhere.
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["data_dir"] == str(work / "shards")
+    assert config["train"]["run_dir"] == str(run)
+    assert f"--data_dir={work / 'shards'}" in (run / "flags.txt").read_text()
     results = json.loads((run / "results.json").read_text())
     assert results["validation"]["examples"] == counts["val"]
     assert results["validation"]["accuracy"] > 0.8  # chance is 0.1
@@ -69,10 +80,10 @@ def test_two_replica_validation_figures_are_what_evaluate_gives_for_the_checkpoi
     work, _ = pipeline
     reported = json.loads((work / "run" / "results.json").read_text())["validation"]
     assert "--sync_bn" not in (work / "run" / "flags.txt").read_text()
-    report_path = work / "evaluated" / "report.json"
-    tool("evaluate", f"--run_dir={work / 'run'}", f"--output={report_path}",
-         f"--logdir={work / 'evaluated' / 'tb'}")
-    report = json.loads(report_path.read_text())
+    tool("evaluate", "--run_dir=../run", "--output=report.json", "--logdir=tb",
+         cwd=work / "elsewhere")
+    report = json.loads((work / "elsewhere" / "report.json").read_text())
+    assert report["data_dir"] == str(work / "shards") and report["source"] == str(work / "run")
     assert report["examples"] == reported["examples"]
     assert report["accuracy"] == pytest.approx(reported["accuracy"], abs=1e-12)
     # Only the summation order differs: float32 logits, float64 sums in the report.
@@ -107,7 +118,7 @@ def test_exported_model_matches_in_process_model(pipeline):
     files = sorted(str(p) for p in (work / "digits" / "val").glob("*/*.png"))[::20]
     out = work / "served.npy"
     subprocess.run(
-        [sys.executable, "-c", CLEAN_PROCESS, str(work / "export" / "digits" / "1"),
+        [sys.executable, "-c", CLEAN_PROCESS, str(work / "elsewhere" / "export" / "digits" / "1"),
          json.dumps(files), str(out)],
         check=True, cwd=str(work), env=dict(os.environ, PYTHONPATH=""),
     )
@@ -117,3 +128,22 @@ def test_exported_model_matches_in_process_model(pipeline):
     served = np.load(out)
     assert served.shape == (len(files), 10)
     np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)
+
+
+def test_predict_and_a_second_training_from_the_run_take_relative_paths(pipeline):
+    work, _ = pipeline
+    elsewhere = work / "elsewhere"
+    image = os.path.join("..", "digits", "val", "3",
+                         sorted(os.listdir(work / "digits" / "val" / "3"))[0])
+    predicted = tool("predict", "--saved_model=export/digits/1", "--json", image,
+                     cwd=elsewhere)
+    (answer,) = json.loads(predicted.stdout)
+    assert answer["file"] == image
+    assert len(answer["top_k"]) == 5
+    assert {t["label"] for t in answer["top_k"]} <= set(map(str, range(10)))
+
+    tuned = tool("train", "--data_dir=../shards", "--run_dir=run2", "--pretrained=../run",
+                 *RECIPE, "--epochs=1", cwd=elsewhere)
+    assert f"loading its best weights, {work / 'run' / 'best.weights.h5'}" in tuned.stderr
+    assert json.loads((elsewhere / "run2" / "config.json").read_text())["model"][
+        "pretrained"] == str(work / "run")
