@@ -18,6 +18,9 @@ ALLOWED = {
     "fileio": set(),
     # numpy-only calibration math, below evaluation (scores) and serving (--calibrate).
     "calibration": set(),
+    # The allocator setting of processes that own their allocator: the tools and the
+    # benchmark children.
+    "memory": set(),
     "pipelines": {"config", "errors", "fileio"},
     "augment": {"config", "errors"},
     "models": {"config", "errors", "fileio"},
@@ -31,10 +34,10 @@ ALLOWED = {
               "augment.policy.parse_policy", "training.optim.OPTIMIZERS",
               "training.schedules.SCHEDULES", "training.strategy.STRATEGIES",
               "training.losses.LOSSES", "pipelines.balanced.SAMPLINGS"},
-    "bench": {"config", "errors", "fileio", "calibration", "pipelines", "augment", "models",
-              "training", "evaluation", "serving"},
-    "tools": {"config", "errors", "fileio", "calibration", "pipelines", "augment", "models",
-              "training", "evaluation", "serving", "flags", "bench"},
+    "bench": {"config", "errors", "fileio", "calibration", "memory", "pipelines", "augment",
+              "models", "training", "evaluation", "serving"},
+    "tools": {"config", "errors", "fileio", "calibration", "memory", "pipelines", "augment",
+              "models", "training", "evaluation", "serving", "flags", "bench"},
 }
 MAX_LINES = 400
 

@@ -24,8 +24,10 @@ def run_in_subprocess(module: str, args: Sequence[Any]) -> dict[str, Any]:
     Raises:
       RuntimeError: with the tail of the child's stderr when it fails.
     """
+    # Every child, ours and the peers alike, runs with the allocator setting the tools use.
     code = (
-        f"import json, sys; from {module} import run_config; "
+        "import json, sys; from visiontrain import memory; memory.keep_freed_blocks(); "
+        f"from {module} import run_config; "
         "print(json.dumps(run_config(*json.loads(sys.argv[1]))))"
     )
     done = subprocess.run(

@@ -14,6 +14,7 @@ from typing import Callable
 
 from absl import app, flags
 
+from visiontrain import memory
 from visiontrain.errors import UserError
 
 # Errors that mean "the input or the flags are wrong": shown as one clear line and
@@ -85,10 +86,12 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
     """Runs `main` as an absl app; bad flags and user errors exit 2 with their message.
 
     `--help` prints the tool module's docstring and the tool's own flags; `--helpfull`
-    adds absl's and TensorFlow's. Set VISIONTRAIN_TRACEBACK=1 to see the full
+    adds absl's and TensorFlow's. The process keeps freed memory blocks for reuse
+    (`memory.keep_freed_blocks`). Set VISIONTRAIN_TRACEBACK=1 to see the full
     traceback of a user error.
     """
     name = tool_name(main)
+    memory.keep_freed_blocks()
 
     def guarded(argv):
         _log_once()
