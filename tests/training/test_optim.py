@@ -88,10 +88,9 @@ def test_decay_in_the_update_follows_keras_and_reads_the_schedule_once(name):
         return [v.numpy() for v in model.trainable_variables], len(calls)
 
     def stock(schedule, model):
-        stock_class = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW,
-                       "rmsprop": keras.optimizers.RMSprop, "lamb": keras.optimizers.Lamb,
-                       "lion": keras.optimizers.Lion}[name]
-        arguments = optim._optimizers(config)[name][1]
+        ours, arguments = optim._optimizers(config)[name]
+        stock_class = getattr(keras.optimizers, ours.__name__)  # the Keras class ours extends
+        assert issubclass(ours, stock_class)
         optimizer = stock_class(**arguments, learning_rate=schedule, weight_decay=0.05)
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_variables
                                                       if len(v.shape) <= 1])

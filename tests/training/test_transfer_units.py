@@ -139,8 +139,7 @@ def test_layer_decay_is_a_per_variable_learning_rate(name, kwargs):
     base = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW,
             "rmsprop": keras.optimizers.RMSprop, "lamb": keras.optimizers.Lamb,
             "lion": keras.optimizers.Lion}[name]
-    decayed_cls = {"sgd": optim.SGD, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
-                   "lamb": optim.Lamb, "lion": optim.Lion}[name]
+    decayed_cls = getattr(optim, base.__name__)  # ours, named as the Keras class it extends
     init = np.linspace(-1.0, 1.0, 6, dtype=np.float32).reshape(2, 3)
     a, b, c = (keras.Variable(init) for _ in range(3))
     decayed = decayed_cls(learning_rate=0.1, **kwargs)
