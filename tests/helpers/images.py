@@ -56,3 +56,16 @@ def mode_files(seed: int = 0) -> dict[str, bytes]:
         "rgb.bmp": encode(Image.fromarray(rgb), "BMP"),
         "rgba.bmp": encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "BMP"),
     }
+
+
+def oriented(pixels: np.ndarray, fmt: str, value: int, byte_order: str) -> bytes:
+    """`pixels` stored as they are, in a JPEG (APP1) or PNG (eXIf) whose EXIF
+    Orientation is `value`, written in byte order "MM" or "II"."""
+    exif = Image.Exif()
+    exif[0x0112] = value
+    block = exif.tobytes()  # Pillow starts it with the APP1 header "Exif\0\0".
+    if byte_order == "II":  # Pillow writes big-endian ("MM"); phones write both.
+        block = b"Exif\0\0II*\0" + struct.pack("<IH", 8, 1) + struct.pack(
+            "<HHIHH", 0x0112, 3, 1, value, 0) + b"\0\0\0\0"
+    options = {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
+    return encode(Image.fromarray(pixels), fmt, exif=block, **options)

@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from tests.helpers.images import mode_files
+from tests.helpers.images import mode_files, oriented
+from tests.pipelines.test_orientation import pillow_upright
 from visiontrain.config import ConvertConfig, ModelConfig
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import make_tfrecords, preprocess, schema
@@ -22,14 +24,14 @@ def model():
     return build_model(ModelConfig(name="small_cnn", num_classes=2), SIZE)
 
 
-def stored_records(tmp_path, keep_png: bool) -> dict[str, bytes]:
-    """Builds shards from every mode file, in two classes; file name -> stored bytes."""
+def stored_records(tmp_path, keep_png: bool, files=mode_files, **options) -> dict[str, bytes]:
+    """Builds shards from `files(seed)` in two classes; file name -> stored bytes."""
     for c, name in enumerate(("a", "b")):
         os.makedirs(tmp_path / "src" / name)
-        for file, data in mode_files(seed=c).items():
+        for file, data in files(seed=c).items():
             (tmp_path / "src" / name / file).write_bytes(data)
     cfg = ConvertConfig(source=str(tmp_path / "src"), output=str(tmp_path / "out"),
-                        num_workers=1, keep_png=keep_png, val_fraction=0.5)
+                        num_workers=1, keep_png=keep_png, val_fraction=0.5, **options)
     result = make_tfrecords.build(cfg)
     stored = {}
     for split in result["splits"].values():
@@ -77,3 +79,37 @@ def test_transparent_pixels_reach_the_model_as_white():
     for name in ("rgba.png", "grey_alpha.png"):
         pixels = preprocess.decode_rgb(tf.constant(mode_files()[name])).numpy()
         assert (pixels[:5] == 255).all(), name
+
+
+def oriented_files(seed: int) -> dict[str, bytes]:
+    """A photo in all eight EXIF orientations, as JPEG (APP1) and PNG (eXIf)."""
+    blocks = np.random.default_rng(seed).integers(0, 256, (3, 5, 3), np.uint8)
+    pixels = np.kron(blocks, np.ones((4, 4, 1), np.uint8))  # Smooth enough to downscale.
+    return {f"o{value}_{order}.{ext}": oriented(pixels, fmt, value, order)
+            for value in range(1, 9) for fmt, ext in (("JPEG", "jpg"), ("PNG", "png"))
+            for order in ("MM", "II")}
+
+
+def test_every_orientation_is_trained_and_served_upright(tmp_path, model):
+    stored = stored_records(tmp_path, keep_png=True, files=oriented_files)
+    _, endpoints = signatures.build_archive(model, ["a", "b"], SIZE, 1.0, 2, 10**6)
+    assert len(stored) == 64
+    for name, data in stored.items():
+        raw = (tmp_path / "src" / name).read_bytes()
+        np.testing.assert_array_equal(preprocess.decode_rgb(data), pillow_upright(raw), name)
+        trained = preprocess.preprocess_for_eval(tf.constant(data), SIZE, 1.0)
+        expected = tf.nn.softmax(model(tf.cast(trained[None], tf.float32), training=False))
+        served = endpoints["serving_default"](tf.constant([raw]))["probabilities"]
+        np.testing.assert_allclose(served, expected, atol=1e-6, err_msg=name)
+
+
+def test_a_downscaled_rotated_photo_is_stored_upright(tmp_path):
+    stored = stored_records(tmp_path, keep_png=False, files=oriented_files, max_side=10)
+    for name, data in stored.items():
+        upright = pillow_upright((tmp_path / "src" / name).read_bytes())
+        pixels = preprocess.decode_rgb(data).numpy()
+        assert pixels.shape[:2] == (upright.shape[0] // 2, upright.shape[1] // 2), name
+        expected = Image.fromarray(upright).resize(pixels.shape[1::-1], Image.Resampling.BOX)
+        difference = np.abs(pixels.astype(int) - np.asarray(expected)).mean()
+        # Resampling and JPEG at 6x10 pixels leave ~20 levels; a wrong turn leaves ~78.
+        assert difference < 40, (name, difference)

@@ -18,7 +18,7 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from visiontrain.pipelines import formats
 
@@ -266,23 +266,49 @@ def check(data: bytes, max_pixels: int) -> ImageInfo:
     return info
 
 
-def _encode(image: Image.Image, image_format: str, jpeg_quality: int) -> bytes:
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF Orientation (1-8) the file's own EXIF block gives, 1 without one.
+
+    Pillow's `getexif` also reads orientation from XMP; `orientation.exif_orientation`,
+    the reading training and serving apply, does not, so neither does this.
+    """
+    block = image.info.get("exif")
+    if not block:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(block)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return 1
+    value = exif.get(_ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _encode(image: Image.Image, image_format: str, jpeg_quality: int, orientation: int) -> bytes:
+    # The stored pixels stay in the source's frame and the tag goes with them, so
+    # `preprocess.decode_rgb` turns them exactly as it turns the served original.
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[_ORIENTATION_TAG] = orientation
     buffer = io.BytesIO()
     if image_format == "jpeg":
-        image.save(buffer, "JPEG", quality=jpeg_quality)
+        image.save(buffer, "JPEG", quality=jpeg_quality, exif=exif)
     else:
-        image.save(buffer, "PNG")
+        image.save(buffer, "PNG", exif=exif)
     return buffer.getvalue()
 
 
 def prepare(
     data: bytes, *, keep_png: bool, jpeg_quality: int, max_side: int, max_pixels: int
 ) -> PreparedImage:
-    """Gates, decodes and re-encodes one source image as JPEG or PNG for a shard.
+    """Gates, decodes and, where it must, re-encodes one source image for a shard.
 
-    A JPEG (and a PNG with alpha or 16 bits, or any PNG with `keep_png`) that needs
-    no rotation or downscale keeps its original bytes: no second generation of JPEG
-    loss, and its pixels are decided by `preprocess.decode_rgb` as when served.
+    A JPEG, and a PNG (any PNG with `keep_png`; else one with alpha or 16 bits),
+    that needs no downscale keeps its original bytes, EXIF orientation included:
+    no second generation of JPEG loss, and its pixels are decided by
+    `preprocess.decode_rgb` as when served. A re-encoded image keeps the source's
+    frame and orientation tag for the same reason: the converter never turns
+    pixels itself.
 
     Args:
       data: the whole source file.
@@ -292,7 +318,7 @@ def prepare(
       max_pixels: reject when the header's height * width is larger.
 
     Returns:
-      The encoded image (RGB, or RGBA PNG) and its final dimensions.
+      The encoded image (RGB, or RGBA PNG) and its dimensions as shown (upright).
 
     Raises:
       RejectedImage: see `inspect_bytes`, plus too many pixels or a failed decode.
@@ -300,17 +326,18 @@ def prepare(
     info = inspect_bytes(data)
     _check_pixels(info, max_pixels)
     image = _decode(data, info)
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    orientation = exif_orientation(image) if info.format in ("jpeg", "png") else 1
     too_big = max_side > 0 and max(image.size) > max_side
-    if orientation == 1 and not too_big and _keeps_original(info, image, data, keep_png):
-        return PreparedImage(data, info.format, image.height, image.width)
-    image = _for_shard(ImageOps.exif_transpose(image), info.format)
-    if too_big:
-        ratio = max_side / max(image.size)
-        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    lossless = image.mode == "RGBA" or (keep_png and info.format != "jpeg")
-    out_format = "png" if lossless else "jpeg"
-    return PreparedImage(
-        _encode(image, out_format, jpeg_quality), out_format, image.height, image.width
-    )
+    if too_big or not _keeps_original(info, image, data, keep_png):
+        image = _for_shard(image, info.format)
+        if too_big:
+            ratio = max_side / max(image.size)
+            size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        lossless = image.mode == "RGBA" or (keep_png and info.format != "jpeg")
+        info = dataclasses.replace(info, format="png" if lossless else "jpeg")
+        data = _encode(image, info.format, jpeg_quality, orientation)
+    width, height = image.size
+    if orientation >= 5:  # The transposing orientations show the stored width as height.
+        width, height = height, width
+    return PreparedImage(data, info.format, height, width)
