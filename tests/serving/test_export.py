@@ -38,6 +38,8 @@ def test_layout_metadata_and_report(exported):
     assert meta["labels"] == NAMES and meta["weights"] == "raw"
     assert meta["weights_record"]["evaluated_best"] == "ema" and "raw" in meta["weights_record"][
         "note"]
+    # The run's 0.5 is the EMA weights' figure; the raw weights exported have none.
+    assert meta["weights_record"]["validation"] == {"ema": 0.5} and meta["validation"] == {}
     report = checked_export_report(path)
     assert 0.0 <= report["tflite"]["top1_agreement_with_saved_model"] <= 1.0
     assert os.path.exists(os.path.join(path, report["tflite"]["file"]))
@@ -131,7 +133,20 @@ def test_load_run_restores_ema_weights_when_they_evaluated_better(tmp_path):
         assert results["exported_weights"] == kind
         for got, want in zip(loaded.weights, wanted):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-        assert export.weights_record(results) == {"evaluated_best": kind, "exported": kind}
+        assert export.weights_record(results) == {"evaluated_best": kind, "exported": kind,
+                                                  "validation": {}}
+
+
+def test_weights_record_names_an_earlier_best_checkpoint_above_the_newest():
+    record = export.weights_record({
+        "step": 200, "weights": "raw", "exported_weights": "raw",
+        "validation_by_weights": {"raw": {"accuracy": 0.95}, "ema": {"accuracy": 0.94}},
+        "best": {"step": 100, "accuracy": 0.96, "weights": "raw"},
+        "best_weights_file": "best.weights.h5"})
+    assert record["evaluated_best"] == "best_single" and record["exported"] == "raw"
+    assert record["validation"] == {"raw": 0.95, "ema": 0.94, "best_single": 0.96}
+    assert "0.9500" in record["note"] and "0.9600" in record["note"]
+    assert "step 100" in record["note"]
 
 
 def test_float16_tflite_is_half_the_size_and_agrees_with_float32():

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers.runs import env, run_train
-from visiontrain.config import TrainConfig
-from visiontrain.training.averaging import average_into
+from tests.helpers.runs import env, run_train, save_run
+from visiontrain.config import DataConfig, ModelConfig, TrainConfig
+from visiontrain.models.registry import build_model
+from visiontrain.serving.export import weights_record
+from visiontrain.training import rundir
+from visiontrain.training.averaging import AVERAGED_WEIGHTS, average_into
 from visiontrain.training.checkpoints import RunCheckpoints
 
 
@@ -73,6 +76,42 @@ def test_best_n_average_is_evaluated_against_the_best_and_exported(digits, tmp_p
     assert meta["weights"] == "averaged"
     assert meta["validation"] == averaged["validation"]
     assert meta["checkpoint"].endswith("averaged.weights.h5")
+    record = meta["weights_record"]
+    assert record["exported"] == "averaged"
+    assert record["validation"]["averaged"] == averaged["validation"]["accuracy"]
+    assert record["validation"][record["evaluated_best"]] == max(record["validation"].values())
+    assert ("note" in record) == (record["evaluated_best"] != "averaged")
+
+
+@pytest.mark.parametrize("averaged_accuracy, evaluated_best", [(0.9554, "raw"),
+                                                               (0.9600, "averaged")])
+def test_averaged_export_records_which_weights_measured_best(
+        tmp_path, caplog, averaged_accuracy, evaluated_best):
+    # Issue 23: the mean was recorded as evaluated best although it scored below the raw
+    # weights of the newest checkpoint (0.9554 < 0.9582).
+    run_dir = str(tmp_path / "run")
+    model_config = ModelConfig(name="small_cnn", num_classes=3)
+    model = build_model(model_config, 8)
+    raw = {"loss": 0.2, "accuracy": 0.9582}
+    averaged = {"loss": 0.21, "accuracy": averaged_accuracy}
+    save_run(run_dir, model, model_config, DataConfig(data_dir="unused", image_size=8),
+             ["a", "b", "c"], {
+                 "step": 120, "weights": "raw", "validation": raw,
+                 "validation_by_weights": {"raw": raw},
+                 "best": {"step": 120, "accuracy": 0.9582, "weights": "raw"},
+                 "averaged": {"checkpoints": ["ckpt-100", "ckpt-120"], "validation": averaged,
+                              "accuracy_minus_best": averaged_accuracy - 0.9582}})
+    model.save_weights(os.path.join(run_dir, AVERAGED_WEIGHTS))
+    _, _, _, results = rundir.load_run(run_dir, "averaged")
+    record = weights_record(results)
+    assert record["evaluated_best"] == evaluated_best and record["exported"] == "averaged"
+    assert record["validation"] == {"raw": 0.9582, "averaged": averaged_accuracy}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if evaluated_best == "averaged":
+        assert "note" not in record and warnings == []
+    else:
+        assert "0.9554" in record["note"] and "0.9582" in record["note"]
+        assert "--weights=averaged" in record["note"] and warnings == [record["note"]]
 
 
 def test_last_n_needs_that_many_kept_checkpoints(digits, tmp_path):

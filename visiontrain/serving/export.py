@@ -48,15 +48,60 @@ def next_version(export_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def weights_record(results: dict[str, Any]) -> dict[str, str]:
-    """Which weights evaluated best (raw or EMA) and which ones the export holds."""
-    evaluated = results.get("weights", "raw")
-    record = {"evaluated_best": evaluated, "exported": results.get("exported_weights", "raw")}
-    if evaluated != record["exported"]:
+def measured_validation(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The validation metrics results.json holds for each set of weights, by name.
+
+    "raw" and "ema": the newest checkpoint's (validation_by_weights). "averaged": the
+    checkpoint mean of --average_checkpoints. "best_single": the best checkpoint
+    (best.json, accuracy only) when it is an earlier one than the newest, because the
+    averaged record is judged against it and its figure belongs in any comparison.
+    """
+    measured = dict(results.get("validation_by_weights") or {})
+    if not measured and "validation" in results:
+        # A results.json without validation_by_weights holds the figures of its "weights".
+        measured[results.get("weights", "raw")] = results["validation"]
+    if "averaged" in results:
+        measured["averaged"] = results["averaged"]["validation"]
+    best = results.get("best", {})
+    if "step" in best and best["step"] != results.get("step"):
+        measured["best_single"] = {"accuracy": best["accuracy"]}
+    return measured
+
+
+def _why(evaluated: str, exported: str, results: dict[str, Any]) -> str:
+    """Why the export holds weights other than the best evaluated ones."""
+    if exported == "averaged":
+        return "--weights=averaged exports the checkpoint mean whatever its score."
+    if evaluated == "ema":
+        return "the checkpoint holds no EMA weights to restore, so the raw weights were exported."
+    if evaluated == "averaged":
+        return "--weights=averaged would export the checkpoint mean."
+    return (f"that is the best checkpoint (step {results['best']['step']}, "
+            f"RUN/{results.get('best_weights_file', 'best.weights.h5')}), which "
+            "visiontrain-export does not export.")
+
+
+def weights_record(results: dict[str, Any]) -> dict[str, Any]:
+    """Which weights evaluated best, which ones the export holds, and the figures compared.
+
+    "validation" is each measured candidate's validation accuracy (the metric the loop
+    chooses by); "evaluated_best" is the highest of them, or results.json's "weights"
+    when it holds no figures (None without a results.json). When the export holds
+    other weights, "note" says so with both figures and a warning is logged.
+    """
+    scores = {name: metrics["accuracy"] for name, metrics in measured_validation(results).items()
+              if "accuracy" in metrics}
+    exported = results.get("exported_weights", "raw")
+    evaluated = max(scores, key=scores.get) if scores else results.get("weights")
+    if exported in scores and scores[exported] == scores.get(evaluated):
+        evaluated = exported  # a tie is no reason for a warning
+    record = {"evaluated_best": evaluated, "exported": exported, "validation": scores}
+    if evaluated is not None and evaluated != exported:
+        held, best = (f"validation accuracy {scores[name]:.4f}" if name in scores
+                      else "no figure in results.json" for name in (exported, evaluated))
         record["note"] = (
-            f"results.json reports {evaluated!r} weights evaluated best, but the checkpoint "
-            "holds no EMA weights to restore; the raw weights were exported."
-        )
+            f"The export holds the {exported} weights ({held}), but the {evaluated} weights "
+            f"evaluated best ({best}): {_why(evaluated, exported, results)}")
         logging.warning(record["note"])
     return record
 
@@ -223,7 +268,8 @@ def export_run(
             "checkpoint": results.get("checkpoint"),
             "weights": weights["exported"],
             "weights_record": weights,
-            "validation": results.get("validation", {}),
+            # The figures of the weights exported, not of the ones results.json chose.
+            "validation": measured_validation(results).get(weights["exported"], {}),
             "version": version,
             "task": "single_label" if thresholds is None else "multi_label",
             **({} if thresholds is None else {"thresholds": thresholds}),

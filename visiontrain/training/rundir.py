@@ -170,8 +170,8 @@ def load_weights(run_dir: str, weights: str = "newest"
     When results.json says the EMA weights evaluated better than the raw ones, the
     EMA averages stored in that checkpoint are copied into the model, and the
     returned results say so under "exported_weights". `weights="averaged"` loads the
-    checkpoint mean of --average_checkpoints instead (RUN/averaged.weights.h5), with
-    the validation figures the run measured for it.
+    checkpoint mean of --average_checkpoints instead (RUN/averaged.weights.h5); its
+    figures are results.json's "averaged" record.
 
     Returns:
       The model, its class names, its data config, and results.json (or {}) with
@@ -201,9 +201,10 @@ def load_weights(run_dir: str, weights: str = "newest"
         model.load_weights(path)
         logging.info("Loaded %s (the mean of %s) from %s.", config["model"]["name"],
                      ", ".join(results["averaged"]["checkpoints"]), path)
+        # results.json's "weights" and "validation" stay the run's verdict on the newest
+        # checkpoint: the export's record compares the mean against them.
         return model, list(config["labels"]), data, dict(
-            results, weights="averaged", exported_weights="averaged", checkpoint=path,
-            validation=results["averaged"]["validation"])
+            results, exported_weights="averaged", checkpoint=path)
     if results.get("weights") == "ema" and _has_ema(latest):
         ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
         tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
