@@ -95,6 +95,8 @@ class ConvertConfig:
     keep_png: bool = False
     strict: bool = False
     dedupe: bool = False
+    # Off: a class without training images would be a head output that never trained.
+    allow_untrained_classes: bool = False
     num_workers: int = 0
 
     def __post_init__(self):

@@ -250,3 +250,23 @@ def test_aug_repeats_reads_each_record_n_times_in_an_epoch_of_the_same_length(
 def test_aug_repeats_is_not_built_for_the_data_service():
     with pytest.raises(ValueError, match="--aug_repeats=2 is not built for --tf_data_service"):
         DataConfig(data_dir="d", aug_repeats=2, tf_data_service="grpc://host:5050")
+
+
+def test_preflight_warns_of_classes_without_training_records(tmp_path, caplog):
+    """Shards built with --allow_untrained_classes (or before the build refused them) still
+    train, but the log names the outputs that never will (issue 23.2)."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 12, 10, 3), np.uint8)
+    shards.write_dataset(str(tmp_path), (images, np.array([0, 1, 0, 1])),
+                         (images[:3], np.array([0, 1, 2])), NAMES, num_shards=1)
+    with caplog.at_level(logging.WARNING):
+        datasets.make_reader(_config(str(tmp_path))).preflight()
+    assert f"1 class(es) have no training records in {tmp_path}: c;" in caplog.text
+
+
+def test_untrained_classes_come_from_the_counts_or_the_recorded_list():
+    counted = {"labels": ["a", "b"], "splits": {"train": {"class_counts": {"a": 3, "b": 0}}}}
+    assert manifest_lib.untrained_classes(counted) == ["b"]
+    # No per-split counts: the list the build recorded is all there is.
+    recorded = {"labels": ["a", "b"], "splits": {"train": {}}, "untrained_classes": ["b"]}
+    assert manifest_lib.untrained_classes(recorded) == ["b"]
+    assert manifest_lib.untrained_classes({"labels": ["a"], "splits": {}}) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -146,3 +147,30 @@ def test_a_multi_label_file_writes_model_garden_int64_lists_and_records_the_task
 
     grid = report.sample_grid(str(tmp_path / "out"), result, per_class=4)
     assert grid.ndim == 3 and grid.shape[2] == 3
+
+
+@pytest.mark.parametrize("multi_label", [False, True], ids=["single", "multi"])
+def test_a_label_only_on_validation_rows_is_refused(tmp_path, multi_label):
+    """Issue 23.2: a label on validation rows only got a tuned threshold (0.218) and was
+    exported as a live output that never trained."""
+    make_tree(tmp_path / "src", per_class=4)
+    ant, bee, cow = CLASSES
+    rows = [f"{name}/{i:03d}.{'jpeg' if i % 2 else 'png'}" for name in CLASSES for i in range(4)]
+    lines = ["path,labels,split"]
+    for path in rows:
+        name = path.split("/")[0]
+        split = "val" if name == cow or path.endswith("000.png") else "train"
+        # Multi-label: cow shares validation rows with ant; single-label: one label a row.
+        labels = f"{ant}|{cow}" if multi_label and name == cow else name
+        lines.append(f"{path},{labels},{split}")
+    (tmp_path / "src" / "labels.csv").write_text("\n".join(lines) + "\n")
+    cfg = config(tmp_path, source=str(tmp_path / "src" / "labels.csv"))
+    threshold = ", with a threshold tuned on validation alone" if multi_label else ""
+    with pytest.raises(ValueError) as err:
+        make_tfrecords.build(cfg)
+    assert (f"have no training images: {cow} (4 validation image(s)); the model would get an "
+            f"output for each that never trains{threshold}. Add training images") in str(err.value)
+    assert not (tmp_path / "out").exists()
+    result = make_tfrecords.build(dataclasses.replace(cfg, allow_untrained_classes=True))
+    assert result["untrained_classes"] == [cow]
+    assert (result["task"] == "multi_label") == multi_label

@@ -188,6 +188,65 @@ def test_tfds_source_with_local_builder(tmp_path):
         make_tfrecords.build(dataclasses.replace(cfg, source="tfds:no_such_dataset"))
 
 
+def _tree_with_a_validation_only_class(root):
+    """train/{ant,bee,cow} and val/{ant,bee,cow,zebra}: zebra has no training image."""
+    make_tree(root / "train", per_class=4)
+    for c, name in enumerate((*CLASSES, "zebra")):
+        for i in range(2):
+            write_image(str(root / "val" / name / f"v{i}.png"), 5000 + 10 * c + i)
+
+
+def test_a_class_without_training_images_is_refused_before_anything_is_written(tmp_path):
+    """Issue 23.2: val/zebra without train/zebra gave the head an output that never trained."""
+    _tree_with_a_validation_only_class(tmp_path / "src")
+    with pytest.raises(ValueError, match=r"1 class\(es\) of --source=.* have no training "
+                       r"images: zebra \(2 validation image\(s\)\); the model would get an "
+                       r"output for each that never trains\. .*--allow_untrained_classes") as err:
+        make_tfrecords.build(config(tmp_path))
+    assert "\n" not in str(err.value) and "threshold" not in str(err.value)
+    assert not (tmp_path / "out").exists(), "a refused build wrote something"
+
+
+def test_allow_untrained_classes_builds_and_the_manifest_lists_them(tmp_path, absl_caplog):
+    _tree_with_a_validation_only_class(tmp_path / "src")
+    result = make_tfrecords.build(config(tmp_path, allow_untrained_classes=True))
+    assert result["labels"] == [*CLASSES, "zebra"] and result["untrained_classes"] == ["zebra"]
+    assert result["splits"]["train"]["class_counts"]["zebra"] == 0
+    assert result["splits"]["validation"]["class_counts"]["zebra"] == 2
+    assert manifest.load_manifest(str(tmp_path / "out"))["untrained_classes"] == ["zebra"]
+    assert "--allow_untrained_classes: 1 class(es) have no training images: zebra" in (
+        absl_caplog.text)
+    # A build with every class trained records an empty list, not a missing key.
+    clean = make_tfrecords.build(config(tmp_path, source=str(tmp_path / "src" / "train"),
+                                        output=str(tmp_path / "clean")))
+    assert clean["untrained_classes"] == []
+
+
+def test_many_untrained_classes_are_summarised_on_one_line():
+    assert manifest.name_classes([f"c{i}" for i in range(23)]) == (
+        ", ".join(f"c{i}" for i in range(20)) + " and 3 more")
+    assert manifest.name_classes(["a", "b"]) == "a, b"
+
+
+class TinyFlatColoursUnused(TinyFlatColours):
+    """TinyFlatColours whose ClassLabel names a third class no example has."""
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=["dark", "light", "unused"]),
+        }))
+
+
+def test_a_tfds_class_without_examples_is_refused(tmp_path):
+    TinyFlatColoursUnused(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    cfg = config(tmp_path, source="tfds:tiny_flat_colours_unused",
+                 tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.2)
+    with pytest.raises(ValueError, match=r"no training images: unused \(no usable images\)"):
+        make_tfrecords.build(cfg)
+    assert not (tmp_path / "out").exists()
+
+
 KILL_SCRIPT = """
 import sys
 from visiontrain.config import ConvertConfig

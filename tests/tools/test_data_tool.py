@@ -52,6 +52,21 @@ def test_bad_invocations_exit_nonzero_with_a_message(tmp_path, name):
 
 
 @pytest.mark.slow
+def test_a_class_without_training_images_exits_2_with_one_line_unless_allowed(tmp_path):
+    make_classes(tmp_path / "src" / "train", ["a", "b"])
+    make_classes(tmp_path / "src" / "val", ["a", "b", "zebra"])
+    refused = run_tool("build", "--source=src", "--output=out", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("visiontrain-data: error: 1 class(es) of --source=")
+    assert "zebra (3 validation image(s))" in last and "--allow_untrained_classes" in last
+    assert not (tmp_path / "out").exists()
+    allowed = run_tool("build", "--source=src", "--output=out", "--allow_untrained_classes",
+                       cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+@pytest.mark.slow
 def test_build_verify_inspect_round_trip(tmp_path):
     make_classes(tmp_path / "src", ["a", "b"], per_class=5)
     built = run_tool("build", "--source=src", "--output=out", "--num_shards=2", cwd=tmp_path)

@@ -28,6 +28,8 @@ def define_convert_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("bool", "strict", "Fail the build if any file is rejected; nothing is written.")
     define("bool", "dedupe", "Drop duplicate images (keeps the first in sorted order; a "
            "train copy of a validation image is dropped).")
+    define("bool", "allow_untrained_classes", "Build even when a class has no training "
+           "images (e.g. only val/CLASS); the manifest lists them as untrained_classes.")
     define("integer", "num_workers", "Encoding processes; 0 = all cores.")
     for name, check, message in (
         ("val_fraction", lambda v: 0.0 < v < 1.0, "--val_fraction must be in (0, 1), e.g. 0.1"),

@@ -17,7 +17,14 @@ from typing import Any
 import tensorflow as tf
 
 from visiontrain.config import DataConfig
-from visiontrain.pipelines import balanced, data_service, epoch_order, preprocess, tfds_reader
+from visiontrain.pipelines import (
+    balanced,
+    data_service,
+    epoch_order,
+    manifest,
+    preprocess,
+    tfds_reader,
+)
 from visiontrain.pipelines.record_sources import (
     IMAGE,
     KEY,
@@ -331,8 +338,22 @@ class Reader:
         return self.source.digest
 
     def preflight(self) -> None:
-        """Checks the source's files, and that the tf.data service answers when configured."""
+        """Checks the source's files, and that the tf.data service answers when configured.
+
+        Warns of classes without training records (shards built with
+        --allow_untrained_classes, or before the build refused them): their outputs
+        never train.
+        """
         self.source.preflight()
+        untrained = (manifest.untrained_classes(self.source.manifest)
+                     if isinstance(self.source, ShardSource) else [])
+        if untrained:
+            logging.warning(
+                "%d class(es) have no training records in %s: %s; the model keeps an output "
+                "for each that never trains%s. Add training images and rebuild with "
+                "visiontrain-data build.", len(untrained), self.config.data_dir,
+                manifest.name_classes(untrained),
+                ", with a threshold tuned on validation alone" if self.multi_label else "")
         if self.config.sampling == "balanced":
             if self.multi_label:
                 raise ValueError("--sampling=balanced draws one class per image; for "

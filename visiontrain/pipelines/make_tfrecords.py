@@ -10,6 +10,7 @@ manifest is written last; its presence means the dataset is complete.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import hashlib
 import json
@@ -27,7 +28,7 @@ from visiontrain import config as config_lib
 from visiontrain import fileio
 from visiontrain.config import ConvertConfig
 from visiontrain.errors import UserError
-from visiontrain.pipelines import gate_pool, label_files, schema, sources, tfds_source
+from visiontrain.pipelines import gate_pool, label_files, manifest, schema, sources, tfds_source
 
 _SIDECAR_DIR = ".partial"
 # At least this many shards per split (when each keeps >= _MIN_RECORDS_PER_SHARD):
@@ -210,6 +211,37 @@ def _fail_if_strict(cfg: ConvertConfig, skipped: list[dict]) -> None:
         raise BuildError(f"--strict: {len(skipped)} file(s) rejected:\n  {lines}")
 
 
+def _untrained_classes(
+    cfg: ConvertConfig, source: sources.Source, items: list[sources.SourceItem]
+) -> list[str]:
+    """The classes no training item carries, refused unless `cfg.allow_untrained_classes`.
+
+    Such a class still gets an output in the head, which never trains yet is exported
+    and predicted for unrelated images; multi-label, its threshold is then tuned on
+    validation alone.
+    """
+    train, validation = collections.Counter(), collections.Counter()
+    for item in items:
+        (train if item.split == "train" else validation).update(sources.label_ids(item.label))
+    untrained = [i for i in range(len(source.labels)) if not train[i]]
+    if not untrained:
+        return []
+    named = manifest.name_classes([
+        f"{source.labels[i]} ({validation[i]} validation image(s))" if validation[i]
+        else f"{source.labels[i]} (no usable images)" for i in untrained])
+    why = "the model would get an output for each that never trains" + (
+        ", with a threshold tuned on validation alone" if source.multi_label else "")
+    if not cfg.allow_untrained_classes:
+        raise ValueError(
+            f"{len(untrained)} class(es) of --source={cfg.source} have no training images: "
+            f"{named}; {why}. Add training images for them, remove them from the source, or "
+            "pass --allow_untrained_classes to build anyway"
+        )
+    logging.warning("--allow_untrained_classes: %d class(es) have no training images: %s; %s",
+                    len(untrained), named, why)
+    return [source.labels[i] for i in untrained]
+
+
 def build(cfg: ConvertConfig) -> dict[str, Any]:
     """Converts `cfg.source` into shards, labels.json and manifest.json in `cfg.output`.
 
@@ -217,7 +249,8 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
       The manifest, as written.
 
     Raises:
-      ValueError: a bad source (missing, empty class, < 2 classes, unknown TFDS name).
+      ValueError: a bad source (missing, empty class, < 2 classes, unknown TFDS name), or
+        a class without training images and not `allow_untrained_classes`.
       BuildError: `strict` and some files were rejected; nothing is written.
     """
     workers = cfg.num_workers or os.cpu_count() or 1
@@ -256,6 +289,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
             if not members:
                 raise ValueError(f"no usable images for the {split} split of {cfg.source}")
             plans[split] = plan_shards(members, index, sizes, cfg)
+        untrained = _untrained_classes(cfg, source, accepted)
         # Nothing is written before this point, so a refused build leaves OUT as it was.
         os.makedirs(os.path.join(cfg.output, _SIDECAR_DIR), exist_ok=True)
         if os.path.exists(os.path.join(cfg.output, schema.MANIFEST_FILE)):
@@ -274,6 +308,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         "source": cfg.source, "flags": config_lib.to_dict(cfg),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,
+        "untrained_classes": untrained,
         schema.TASK: schema.MULTI_LABEL if source.multi_label else schema.SINGLE_LABEL,
         "skipped": skipped, "layout": source.layout,
         "links_not_followed": [{"link": k, "reason": r} for k, r in source.links],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -35,6 +36,28 @@ def load_manifest(data_dir: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "splits" not in manifest or "labels" not in manifest:
         raise ValueError(f"{path} is not a visiontrain-data manifest; {hint}")
     return manifest
+
+
+# Past this many, a message names the first classes and counts the rest: it stays one line.
+NAMED_CLASSES = 20
+
+
+def name_classes(names: Sequence[str], limit: int = NAMED_CLASSES) -> str:
+    """`names` joined for a one-line message: the first `limit`, then "and N more"."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def untrained_classes(manifest: dict[str, Any]) -> list[str]:
+    """The labels without a training record, in label order.
+
+    Read from the train split's class counts; a manifest without them falls back on
+    the `untrained_classes` its build recorded (none when it has neither).
+    """
+    counts = manifest["splits"].get("train", {}).get("class_counts")
+    if counts is None:
+        return list(manifest.get("untrained_classes", []))
+    return [label for label in manifest["labels"] if not counts.get(label)]
 
 
 def manifest_digest(data_dir: str) -> str:
