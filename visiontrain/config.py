@@ -92,7 +92,8 @@ class ConvertConfig:
     max_pixels: int = 50_000_000
     max_side: int = 0
     jpeg_quality: int = 95
-    keep_png: bool = False
+    # On: training sees the served file's pixels; off re-encodes non-JPEG sources as JPEG.
+    keep_png: bool = True
     strict: bool = False
     dedupe: bool = False
     # Off: a class without training images would be a head output that never trained.

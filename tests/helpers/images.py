@@ -53,6 +53,8 @@ def mode_files(seed: int = 0) -> dict[str, bytes]:
         "grey16.png": encode(Image.fromarray(rgb[..., 2].astype(np.uint16) * 257 + 100), "PNG"),
         "rgb16.png": _png16_rgb(rgb.astype(np.uint16) * 257 + 77),
         "palette_transparent.gif": encode(_palette(seed), "GIF", transparency=0),
+        "animated_transparent.gif": encode(_palette(seed), "GIF", save_all=True, transparency=1,
+                                           append_images=[_palette(seed + 1)]),
         "rgb.bmp": encode(Image.fromarray(rgb), "BMP"),
         "rgba.bmp": encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "BMP"),
     }

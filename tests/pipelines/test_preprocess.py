@@ -59,7 +59,7 @@ def test_random_crop_window_is_the_same_for_every_format():
     seed = tf.constant([4, 7], tf.int64)
 
     def crop(encoded):
-        return preprocess.decode_random_crop(encoded, seed, (0.08, 1.0), (0.75, 1.33))
+        return preprocess.decode_random_crop(encoded, seed, (0.08, 1.0), (0.75, 1.33), 1)
 
     shapes = set()
     for fmt in ("jpeg", "png"):
@@ -79,7 +79,7 @@ def test_random_crop_window_is_the_same_for_every_format():
 def test_fused_jpeg_crop_of_the_whole_image_equals_a_full_decode():
     encoded = tf.constant(ENCODINGS["jpeg"])
     whole = preprocess.decode_random_crop(encoded, tf.constant([0, 0], tf.int64), (1.0, 1.0),
-                                          (1.5, 1.5))
+                                          (1.5, 1.5), 1)
     np.testing.assert_array_equal(whole.numpy(), tf.io.decode_jpeg(encoded, 3).numpy())
 
 

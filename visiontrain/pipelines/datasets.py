@@ -22,11 +22,10 @@ from visiontrain.pipelines import (
     data_service,
     epoch_order,
     manifest,
-    preprocess,
+    record_images,
     tfds_reader,
 )
 from visiontrain.pipelines.record_sources import (
-    IMAGE,
     KEY,
     LABEL,
     RecordFile,
@@ -88,20 +87,6 @@ def drop_remainder(records: tf.data.Dataset, keep: tf.Tensor) -> tf.data.Dataset
     )
 
 
-@functools.lru_cache(maxsize=None)
-def _traced_train_preprocess(
-    image_size: int, area_range: tuple[float, float], aspect_ratio_range: tuple[float, float]
-) -> Any:
-    # Traced once per setting: `Dataset.map` retraces (with autograph) for every new
-    # dataset, 0.06 s of the ~0.2 s set-up of a dataset (measured, TF 2.21).
-    return tf.function(
-        lambda encoded, seed: preprocess.preprocess_for_train(
-            encoded, seed, image_size, area_range, aspect_ratio_range
-        ),
-        autograph=False,
-    ).get_concrete_function(tf.TensorSpec([], tf.string), tf.TensorSpec([2], tf.int64))
-
-
 def _outputs(image: tf.Tensor, record: dict[str, tf.Tensor], with_keys: bool) -> tuple:
     return (image, record[LABEL], record[KEY]) if with_keys else (image, record[LABEL])
 
@@ -154,15 +139,12 @@ def make_train_dataset(
     """
     share = epoch_order.pipeline_share(source.files("train"), num_pipelines, pipeline_id)
     epoch_order.check_records_per_epoch(share.num_records, records_per_epoch)
-    crop = _traced_train_preprocess(
-        config.image_size,
-        (config.crop_area_min, config.crop_area_max),
-        (config.aspect_ratio_min, config.aspect_ratio_max),
-    )
+    crop = record_images.train_crop(config, source.holds_gifs)
 
     @_plain
     def parse(seed, index, record):
-        return _outputs(crop(record[IMAGE], tf.stack([seed, index])), record, with_keys)
+        image = crop(record, tf.stack([seed, index]))
+        return _outputs(image, record, with_keys)
 
     if config.tf_data_service and class_counts is not None:
         raise ValueError("--sampling=balanced runs in this process only; drop "
@@ -292,10 +274,8 @@ def make_eval_dataset(
         records = records.shard(num_pipelines, pipeline_id)
 
     def parse(record):
-        image = preprocess.preprocess_for_eval(
-            record[IMAGE], config.image_size, config.eval_crop_fraction
-        )
-        return _outputs(image, record, with_keys)
+        return _outputs(record_images.eval_view(record, config, source.holds_gifs), record,
+                        with_keys)
 
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE)
     if config.cache_eval:

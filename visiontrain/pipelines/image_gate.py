@@ -20,14 +20,13 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from visiontrain.pipelines import formats
+from visiontrain.pipelines import exif, formats
 
 # JPEG start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC)
 # share the range but are not frames.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers that stand alone, without a length field.
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
-_ORIENTATION_TAG = 0x0112
 
 
 class RejectedImage(ValueError):
@@ -49,12 +48,14 @@ class ImageInfo:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedImage:
-    """An RGB image encoded as `format` ("jpeg" or "png"), ready for a shard."""
+    """An image encoded as `format`, ready for a shard: its size as shown, after the
+    EXIF `orientation` its bytes carry."""
 
     encoded: bytes
     format: str
     height: int
     width: int
+    orientation: int
 
 
 def _jpeg_info(data: bytes) -> ImageInfo:
@@ -183,8 +184,10 @@ def _keeps_original(info: ImageInfo, image: Image.Image, data: bytes, keep_png: 
 
     Kept bytes reach the model through `preprocess.decode_rgb` in training exactly as
     in serving, which is how every mode (alpha, palette transparency, 16 bits, grey,
-    CMYK) is decided in one place. A PNG that carries more than 8-bit RGB is kept
-    even without `keep_png`: a JPEG would have to decide its alpha here instead.
+    CMYK, orientation) is decided in one place. A PNG that carries more than 8-bit
+    RGB is kept even without `keep_png`: a JPEG would have to decide its alpha here
+    instead. A GIF never is: an animated one would be decoded whole to show its first
+    frame, and readers of shards skip GIF handling (`record_sources.ShardSource`).
     """
     if info.format == "jpeg":
         return True
@@ -209,13 +212,10 @@ def _for_shard(image: Image.Image, source_format: str) -> Image.Image:
     """
     if image.mode in _WIDE_MODES:
         return _to_8bit(image).convert("RGB")
-    if source_format == "png" and _has_alpha(image):
-        return image.convert("RGBA")  # Composited over white when read, as when served.
-    if source_format == "gif" and "transparency" in image.info:
-        # TF's GIF decoder gives transparent pixels as black and shows no alpha, so
-        # serving cannot composite them; training must see the same black.
-        rgba = np.asarray(image.convert("RGBA"))
-        return Image.fromarray(np.where(rgba[..., 3:] == 0, 0, rgba[..., :3]).astype(np.uint8))
+    if source_format in ("png", "gif") and _has_alpha(image):
+        # Composited over white when read, as the served PNG is, and the served GIF
+        # (`gif.opaque_over_white`).
+        return image.convert("RGBA")
     # BMP alpha bytes are dropped, as TF's BMP decoder with 3 channels does.
     return image.convert("RGB")
 
@@ -266,35 +266,17 @@ def check(data: bytes, max_pixels: int) -> ImageInfo:
     return info
 
 
-def exif_orientation(image: Image.Image) -> int:
-    """The EXIF Orientation (1-8) the file's own EXIF block gives, 1 without one.
-
-    Pillow's `getexif` also reads orientation from XMP; `orientation.exif_orientation`,
-    the reading training and serving apply, does not, so neither does this.
-    """
-    block = image.info.get("exif")
-    if not block:
-        return 1
-    exif = Image.Exif()
-    try:
-        exif.load(block)
-    except (OSError, ValueError, SyntaxError, struct.error):
-        return 1
-    value = exif.get(_ORIENTATION_TAG, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
 def _encode(image: Image.Image, image_format: str, jpeg_quality: int, orientation: int) -> bytes:
     # The stored pixels stay in the source's frame and the tag goes with them, so
     # `preprocess.decode_rgb` turns them exactly as it turns the served original.
-    exif = Image.Exif()
+    tags = Image.Exif()
     if orientation != 1:
-        exif[_ORIENTATION_TAG] = orientation
+        tags[exif.ORIENTATION_TAG] = orientation
     buffer = io.BytesIO()
     if image_format == "jpeg":
-        image.save(buffer, "JPEG", quality=jpeg_quality, exif=exif)
+        image.save(buffer, "JPEG", quality=jpeg_quality, exif=tags)
     else:
-        image.save(buffer, "PNG", exif=exif)
+        image.save(buffer, "PNG", exif=tags)
     return buffer.getvalue()
 
 
@@ -326,7 +308,7 @@ def prepare(
     info = inspect_bytes(data)
     _check_pixels(info, max_pixels)
     image = _decode(data, info)
-    orientation = exif_orientation(image) if info.format in ("jpeg", "png") else 1
+    orientation = exif.exif_orientation(data)
     too_big = max_side > 0 and max(image.size) > max_side
     if too_big or not _keeps_original(info, image, data, keep_png):
         image = _for_shard(image, info.format)
@@ -340,4 +322,4 @@ def prepare(
     width, height = image.size
     if orientation >= 5:  # The transposing orientations show the stored width as height.
         width, height = height, width
-    return PreparedImage(data, info.format, height, width)
+    return PreparedImage(data, info.format, height, width, orientation)

@@ -160,6 +160,7 @@ def _write_shard(prepared, out_dir, name, shard, labels, progress) -> tuple[str,
                 text=schema.TEXT_SEPARATOR.join(labels[i] for i in ids),
                 height=result.height, width=result.width,
                 filename=item.relpath, sha256=hashlib.sha256(result.encoded).hexdigest(),
+                orientation=result.orientation,
             )
             # Map fields serialize in hash order unless asked; byte-identical reruns need this.
             writer.write(example.SerializeToString(deterministic=True))
@@ -304,7 +305,8 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
             logging.info("%s: %d images, per class %s", split, sum(map(len, plan)), counts)
         splits = {s: _write_split(pool, cfg, s, p, hashes, source.labels) for s, p in plans.items()}
     result = {
-        "format_version": 1, "tool": "visiontrain-data", "tool_version": visiontrain.__version__,
+        "format_version": schema.FORMAT_VERSION, "tool": "visiontrain-data",
+        "tool_version": visiontrain.__version__,
         "source": cfg.source, "flags": config_lib.to_dict(cfg),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "labels": list(source.labels), "num_classes": len(source.labels), "splits": splits,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from visiontrain.pipelines import formats, orientation
+from visiontrain.pipelines import formats, gif, orientation
 
 
 def has_magic(encoded: tf.Tensor, image_format: str) -> tf.Tensor:
@@ -45,27 +45,43 @@ def _decode_png(encoded: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(colour * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
 
 
-def _decode_other(encoded: tf.Tensor) -> tf.Tensor:
-    # expand_animations=False keeps the first GIF frame and a rank-3 shape. GIF
-    # transparency is invisible here (TF gives black) and BMP's fourth byte is
-    # dropped; the converter matches both (`image_gate._for_shard`).
+def _decode_other(encoded: tf.Tensor, gifs: bool) -> tf.Tensor:
+    # expand_animations=False keeps the first GIF frame and a rank-3 shape. TF shows
+    # GIF transparency as black, so it is made white first, as PNG alpha is composited;
+    # BMP's fourth byte is dropped, and the converter matches (`image_gate._for_shard`).
+    if gifs:
+        encoded = tf.where(has_magic(encoded, "gif"), gif.opaque_over_white(encoded), encoded)
     return tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
 
-def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
-    """Decodes a JPEG, PNG, GIF or BMP to uint8 RGB [H, W, 3], the one way for every mode.
-
-    Alpha (RGBA, grey+alpha, palette transparency) is composited over white,
-    16-bit values are rounded to 8 bits, grey is repeated to three channels,
-    CMYK JPEGs are converted by the JPEG decoder, and the EXIF orientation of a
-    JPEG or PNG is applied (`orientation`), so the image is upright as a viewer
-    shows it.
-    """
+def _decode_stored(encoded: tf.Tensor, gifs: bool) -> tf.Tensor:
+    """Every mode decided, in the stored frame (EXIF orientation not yet applied)."""
     image = tf.cond(has_magic(encoded, "png"), lambda: _decode_png(encoded),
-                    lambda: _decode_other(encoded))
-    image = orientation.orient(image, orientation.exif_orientation(encoded))
+                    lambda: _decode_other(encoded, gifs))
     image.set_shape([None, None, 3])
     return image
+
+
+def decode_rgb(
+    encoded: tf.Tensor, turn: tf.Tensor | None = None, gifs: bool = True
+) -> tf.Tensor:
+    """Decodes a JPEG, PNG, GIF or BMP to uint8 RGB [H, W, 3], the one way for every mode.
+
+    Alpha (RGBA, grey+alpha, PNG and GIF palette transparency) is composited over
+    white, 16-bit values are rounded to 8 bits, grey is repeated to three channels,
+    CMYK JPEGs are converted by the JPEG decoder, and the EXIF orientation is
+    applied, so the image is upright as a viewer shows it.
+
+    Args:
+      encoded: a scalar string tensor.
+      turn: the EXIF orientation when the caller knows it (a shard records it,
+        `schema.ORIENTATION`); None reads it from the bytes, as serving does.
+      gifs: False when `encoded` is never a GIF (our shards): every image then
+        skips the ~0.25 ms of ops that GIF transparency takes in `Dataset.map`.
+    """
+    if turn is None:
+        turn = orientation.exif_orientation(encoded)
+    return orientation.orient_photo(_decode_stored(encoded, gifs), turn)
 
 
 def resize_uint8(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -87,7 +103,11 @@ def center_crop_window(shape: tf.Tensor, crop_fraction: float) -> tf.Tensor:
 
 
 def preprocess_for_eval(
-    encoded: tf.Tensor, image_size: int, crop_fraction: float
+    encoded: tf.Tensor,
+    image_size: int,
+    crop_fraction: float,
+    turn: tf.Tensor | None = None,
+    gifs: bool = True,
 ) -> tf.Tensor:
     """Evaluation and serving preprocessing: centre crop, resize, uint8 [S, S, 3].
 
@@ -102,11 +122,13 @@ def preprocess_for_eval(
       image_size: output side in pixels.
       crop_fraction: fraction of the shorter side kept by the centre crop
         (0.875 is the ImageNet convention; 1.0 keeps the whole square centre).
+      turn, gifs: see `decode_rgb`.
 
     Returns:
       A uint8 tensor of shape [image_size, image_size, 3].
     """
-    return preprocess_decoded_for_eval(decode_rgb(encoded)[None], image_size, crop_fraction)[0]
+    image = decode_rgb(encoded, turn, gifs)[None]
+    return preprocess_decoded_for_eval(image, image_size, crop_fraction)[0]
 
 
 def preprocess_decoded_for_eval(
@@ -141,44 +163,38 @@ def random_crop_window(
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def random_crop_decoded(
-    image: tf.Tensor,
-    seed: tf.Tensor,
-    area_range: tuple[float, float],
-    aspect_ratio_range: tuple[float, float],
-) -> tf.Tensor:
-    """The random-resized-crop window (not yet resized) of a decoded image [H, W, 3]."""
-    window = random_crop_window(tf.shape(image)[:2], seed, area_range, aspect_ratio_range)
-    return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
-
-
 def decode_random_crop(
     encoded: tf.Tensor,
     seed: tf.Tensor,
     area_range: tuple[float, float],
     aspect_ratio_range: tuple[float, float],
+    turn: tf.Tensor,
+    gifs: bool = True,
 ) -> tf.Tensor:
-    """Decodes a random-resized-crop window of the image (not yet resized), uint8 RGB.
+    """Decodes a random-resized-crop window (not yet resized or turned), uint8 RGB.
 
+    The window is drawn in the shown frame of EXIF orientation `turn` and decoded
+    from the stored one, so a rotated photo gets the crops of its upright twin.
     JPEGs read the shape from the header and use the fused decode-and-crop kernel,
     which skips the IDCT of blocks outside the window and stops after its last row;
-    other formats are decoded whole and sliced. One branch per format: a second
-    `tf.cond` costs about 0.1 ms per image inside `Dataset.map` (measured on TF 2.21).
-    The window is drawn in the upright (shown) frame and decoded from the stored
-    one, so an EXIF-rotated photo gets the same crops as its upright twin.
+    other formats are decoded whole and sliced. One branch per format: every op of
+    either branch costs time per image inside `Dataset.map` (measured on TF 2.21).
+    `gifs`: see `decode_rgb`.
     """
 
-    def jpeg():
-        turn = orientation.exif_orientation(encoded)
-        stored = tf.image.extract_jpeg_shape(encoded)[:2]
-        shown = orientation.shown_shape(stored, turn)
+    def stored_window(stored_shape):
+        shown = orientation.shown_shape(stored_shape, turn)
         window = random_crop_window(shown, seed, area_range, aspect_ratio_range)
-        crop = tf.image.decode_and_crop_jpeg(
-            encoded, orientation.stored_window(window, stored, turn), channels=3)
-        return orientation.orient(crop, turn)
+        return orientation.stored_window(window, stored_shape, turn)
+
+    def jpeg():
+        window = stored_window(tf.image.extract_jpeg_shape(encoded)[:2])
+        return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
 
     def other():
-        return random_crop_decoded(decode_rgb(encoded), seed, area_range, aspect_ratio_range)
+        image = _decode_stored(encoded, gifs)
+        window = stored_window(tf.shape(image)[:2])
+        return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
 
     return tf.cond(is_jpeg(encoded), jpeg, other)
 
@@ -189,11 +205,17 @@ def preprocess_for_train(
     image_size: int,
     area_range: tuple[float, float],
     aspect_ratio_range: tuple[float, float],
+    turn: tf.Tensor | None = None,
+    gifs: bool = True,
 ) -> tf.Tensor:
     """Training preprocessing on the host: random-resized crop fused with decoding.
 
-    Flips, colour and the rest of the augmentation run later, on the device.
+    The crop is turned upright after the resize: turning the small square costs
+    less than a branch around turning the crop, and bilinear resizing commutes with
+    turns up to rounding. `turn`, `gifs`: see `decode_rgb`. Flips, colour and the rest of
+    the augmentation run later, on the device.
     """
-    return resize_uint8(
-        decode_random_crop(encoded, seed, area_range, aspect_ratio_range), image_size
-    )
+    if turn is None:
+        turn = orientation.exif_orientation(encoded)
+    crop = decode_random_crop(encoded, seed, area_range, aspect_ratio_range, turn, gifs)
+    return orientation.orient(resize_uint8(crop, image_size), turn)

@@ -19,6 +19,9 @@ from visiontrain.pipelines import schema
 
 # The feature keys every source's `read` yields.
 IMAGE, LABEL, KEY = "image", "label", "key"
+# A record's EXIF orientation, present only where the source recorded it; without
+# it, preprocessing reads the image bytes as serving does.
+ORIENTATION = "orientation"
 
 
 class RecordFile(NamedTuple):
@@ -33,11 +36,15 @@ class RecordSource(Protocol):
 
     `read(path)` yields, in file order, dicts of IMAGE (the still-encoded image
     bytes), LABEL (int32: the class index, or with `multi_label` the [C] multi-hot
-    vector) and KEY (a string naming the record, for exactly-once checks).
+    vector) and KEY (a string naming the record, for exactly-once checks), and
+    ORIENTATION (int32 EXIF orientation) where the source recorded it. `holds_gifs`
+    says whether any IMAGE may be a GIF, whose transparency costs every record of a
+    reader time to handle (`preprocess.decode_rgb`).
     """
 
     labels: list[str]
     multi_label: bool
+    holds_gifs: bool
 
     @property
     def digest(self) -> str:
@@ -71,15 +78,19 @@ def is_multi_label(manifest: dict[str, Any]) -> bool:
     return manifest.get(schema.TASK, schema.SINGLE_LABEL) == schema.MULTI_LABEL
 
 
-def make_record_parser(num_classes: int, multi_label: bool):
-    """serialized tf.Example -> {IMAGE, LABEL, KEY}; a multi-label LABEL is multi-hot."""
+def make_record_parser(num_classes: int, multi_label: bool, with_orientation: bool = False):
+    """serialized tf.Example -> {IMAGE, LABEL, KEY} (+ ORIENTATION `with_orientation`);
+    a multi-label LABEL is multi-hot."""
 
     @tf.autograph.experimental.do_not_convert
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         features = schema.parse_example(serialized, multi_label)
         label = features[schema.LABEL]
         label = schema.multi_hot(label, num_classes) if multi_label else tf.cast(label, tf.int32)
-        return {IMAGE: features[schema.ENCODED], LABEL: label, KEY: features[schema.SHA256]}
+        record = {IMAGE: features[schema.ENCODED], LABEL: label, KEY: features[schema.SHA256]}
+        if with_orientation:
+            record[ORIENTATION] = tf.cast(features[schema.ORIENTATION], tf.int32)
+        return record
 
     return parse
 
@@ -93,7 +104,10 @@ class ShardSource:
         self.manifest = manifest_lib.load_manifest(data_dir)
         self.labels = list(self.manifest["labels"])
         self.multi_label = is_multi_label(self.manifest)
-        self._parse = make_record_parser(len(self.labels), self.multi_label)
+        # Every version of the converter stores GIFs as PNG or JPEG (image_gate.prepare).
+        self.holds_gifs = False
+        with_orientation = self.manifest.get("format_version", 1) >= schema.ORIENTATION_SINCE
+        self._parse = make_record_parser(len(self.labels), self.multi_label, with_orientation)
 
     @property
     def digest(self) -> str:

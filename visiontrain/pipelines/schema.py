@@ -22,6 +22,9 @@ HEIGHT = "image/height"
 WIDTH = "image/width"
 FILENAME = "image/filename"
 SHA256 = "image/key/sha256"
+# The EXIF orientation (1-8) the converter read from ENCODED (`exif`); 0 in a record
+# without it, whose reader must read the bytes as serving does.
+ORIENTATION = "image/orientation"
 
 FEATURES = {
     ENCODED: tf.io.FixedLenFeature([], tf.string),
@@ -32,6 +35,7 @@ FEATURES = {
     WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=""),
     SHA256: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    ORIENTATION: tf.io.FixedLenFeature([], tf.int64, default_value=0),
 }
 
 # A multi-label record's label is a list of any length (MG: VarLenFeature).
@@ -42,6 +46,10 @@ TEXT_SEPARATOR = "|"
 TASK = "task"
 SINGLE_LABEL = "single_label"
 MULTI_LABEL = "multi_label"
+
+# The manifest's "format_version": records of version 2 and later carry ORIENTATION.
+FORMAT_VERSION = 2
+ORIENTATION_SINCE = 2
 
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
@@ -67,6 +75,7 @@ def make_example(
     width: int,
     filename: str,
     sha256: str,
+    orientation: int = 1,
 ) -> tf.train.Example:
     """Builds one tf.train.Example with every key of the schema.
 
@@ -80,6 +89,8 @@ def make_example(
       width: decoded image width in pixels.
       filename: the source file, relative to the source root.
       sha256: hex digest of `encoded`, used for duplicate detection.
+      orientation: the EXIF orientation of `encoded` (`exif.exif_orientation`);
+        height and width are as shown, after it.
 
     Returns:
       The example, ready for `SerializeToString()`.
@@ -95,6 +106,7 @@ def make_example(
                 WIDTH: _int(width),
                 FILENAME: _bytes(filename.encode()),
                 SHA256: _bytes(sha256.encode()),
+                ORIENTATION: _int(orientation),
             }
         )
     )

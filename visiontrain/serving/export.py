@@ -102,7 +102,10 @@ def weights_record(results: dict[str, Any]) -> dict[str, Any]:
         record["note"] = (
             f"The export holds the {exported} weights ({held}), but the {evaluated} weights "
             f"evaluated best ({best}): {_why(evaluated, exported, results)}")
-        logging.warning(record["note"])
+        # An earlier best checkpoint is a fact to record, not a choice to warn about:
+        # the export cannot hold it, so every early-stopped run would warn.
+        log = logging.info if evaluated == "best_single" else logging.warning
+        log(record["note"])
     return record
 
 
