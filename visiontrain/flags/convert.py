@@ -24,7 +24,9 @@ def define_convert_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     define("integer", "max_pixels", "Reject images whose header says height*width is larger.")
     define("integer", "max_side", "Downscale the longer side to this; 0 = keep.")
     define("integer", "jpeg_quality", "Quality of re-encoded JPEGs.")
-    define("bool", "keep_png", "Store non-JPEG sources as PNG, not JPEG.")
+    define("bool", "keep_png", "Store PNG sources as they are and GIF/BMP as PNG, so "
+           "training sees the served file's pixels. --nokeep_png re-encodes them as JPEG: "
+           "shards ~40% smaller on photos, pixels ~2 levels off what is served.")
     define("bool", "strict", "Fail the build if any file is rejected; nothing is written.")
     define("bool", "dedupe", "Drop duplicate images (keeps the first in sorted order; a "
            "train copy of a validation image is dropped).")
