@@ -174,3 +174,45 @@ def test_a_label_only_on_validation_rows_is_refused(tmp_path, multi_label):
     result = make_tfrecords.build(dataclasses.replace(cfg, allow_untrained_classes=True))
     assert result["untrained_classes"] == [cow]
     assert (result["task"] == "multi_label") == multi_label
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_byte_order_mark_is_read_past(tmp_path, kind):
+    """Excel's "CSV UTF-8" and JSONL from Windows tools start with a byte-order mark."""
+    make_tree(tmp_path / "src", per_class=3)
+    rows = _tree_rows(tmp_path / "src")
+    if kind == "csv":
+        text = "path,label\n" + "".join(f"{p},{os.path.dirname(p)}\n" for p in rows)
+    else:
+        text = "".join(json.dumps({"path": p, "label": os.path.dirname(p)}) + "\n" for p in rows)
+    (tmp_path / "src" / f"labels.{kind}").write_bytes("\ufeff".encode() + text.encode())
+    source = label_files.scan_label_file(str(tmp_path / "src" / f"labels.{kind}"))
+    assert source.labels == tuple(sorted(CLASSES)) and not source.stray
+    assert len(source.items) == len(rows)
+
+
+def _joined_csv(root, separator: str, names=None) -> str:
+    make_tree(root, per_class=3)
+    rows = _tree_rows(root)
+    names = names or [os.path.dirname(p) for p in rows]
+    lines = [f'{p},"{n}{separator}{names[(i + 1) % len(names)]}"' if i % 3 else f"{p},{n}"
+             for i, (p, n) in enumerate(zip(rows, names))]
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
+    return str(root / "labels.csv")
+
+
+@pytest.mark.parametrize("separator", [";", ",", "|"])
+def test_labels_joined_by_another_separator_are_refused_by_name(tmp_path, separator):
+    with pytest.raises(ValueError, match=f"join labels with {separator!r}.*`labels` column"):
+        label_files.scan_label_file(_joined_csv(tmp_path / "src", separator))
+
+
+def test_names_with_commas_that_name_nothing_else_are_one_label(tmp_path):
+    # ImageNet's class names: "tench, Tinca tinca" is one class, not two labels.
+    make_tree(tmp_path / "src", per_class=3)
+    rows = _tree_rows(tmp_path / "src")
+    names = {c: f"{c}, also called {c.upper()}" for c in CLASSES}
+    (tmp_path / "src" / "labels.csv").write_text("path,label\n" + "".join(
+        f'{p},"{names[os.path.dirname(p)]}"\n' for p in rows))
+    source = label_files.scan_label_file(str(tmp_path / "src" / "labels.csv"))
+    assert source.labels == tuple(sorted(names.values()))

@@ -188,6 +188,24 @@ def test_tfds_source_with_local_builder(tmp_path):
         make_tfrecords.build(dataclasses.replace(cfg, source="tfds:no_such_dataset"))
 
 
+@pytest.mark.parametrize("layout,why", [
+    ("one image per class", r"every class has a single usable image.*add images, or a val/"),
+    ("train/ only", r"assigns every image to a split and none to validation; add a val/"),
+    ("nothing decodes", r"none of its 3 file\(s\) passed the format check, e.g. "),
+])
+def test_an_empty_validation_split_says_why_and_what_to_do(tmp_path, layout, why):
+    make_tree(tmp_path / "tree", per_class=1)
+    target = tmp_path / "src" / "train" if layout == "train/ only" else tmp_path / "src"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(tmp_path / "tree", target)
+    if layout == "nothing decodes":
+        for path in (tmp_path / "src").rglob("*.*"):
+            path.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=why):
+        make_tfrecords.build(config(tmp_path))
+    assert not os.path.exists(tmp_path / "out")
+
+
 def _tree_with_a_validation_only_class(root):
     """train/{ant,bee,cow} and val/{ant,bee,cow,zebra}: zebra has no training image."""
     make_tree(root / "train", per_class=4)

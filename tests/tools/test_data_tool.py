@@ -87,3 +87,18 @@ def test_build_verify_inspect_round_trip(tmp_path):
     shard.write_bytes(shard.read_bytes()[:-5])
     broken = run_tool("verify", "out", cwd=tmp_path)
     assert broken.returncode != 0 and "train-00001-of-00002.tfrecord" in broken.stderr
+
+
+@pytest.mark.slow
+def test_a_second_build_into_the_same_output_is_refused_while_the_first_runs(tmp_path):
+    from visiontrain.training.runlock import RunLock
+
+    make_classes(tmp_path / "src", ["a", "b"])
+    with RunLock(str(tmp_path / "out"), "manifest.json", flag="--output", job="build"):
+        refused = run_tool("build", "--source=src", "--output=out", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"--output={'out'} is in use by PID {os.getpid()}" in refused.stderr
+    assert "wait for that build to end" in refused.stderr
+    built = run_tool("build", "--source=src", "--output=out", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "out" / "manifest.json").exists()

@@ -34,6 +34,8 @@ from visiontrain.pipelines.sources import Source, SourceItem
 
 SUFFIXES = (".csv", ".jsonl")
 LABEL_SEPARATOR = "|"
+# What other tools join several labels with; in a single label these mean a mistake.
+_OTHER_SEPARATORS = (LABEL_SEPARATOR, ";", ",")
 _SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": None,
            "": ""}
 
@@ -57,7 +59,8 @@ def is_label_file(source: str) -> bool:
 
 
 def _csv_rows(path: str) -> Iterator[_Row]:
-    with open(path, newline="", encoding="utf-8") as f:
+    # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or ())
         label_column = "labels" if "labels" in columns else "label"
@@ -75,7 +78,7 @@ def _csv_rows(path: str) -> Iterator[_Row]:
 
 
 def _jsonl_rows(path: str) -> Iterator[_Row]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # Windows tools write a byte-order mark.
         for line, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -144,6 +147,7 @@ def scan_label_file(path: str) -> Source:
         row = first[real]
         stray.append((f"{name}:{row.line}", f"line {row.line}: {row.path} has conflicting "
                       "labels (see the later line)"))
+    _check_separators(path, usable)
     labels = sorted({label for row in usable for label in row.labels})
     multi_label = any(len(row.labels) > 1 for row in usable)
     if len(labels) < 2:
@@ -164,6 +168,31 @@ def scan_label_file(path: str) -> Source:
     kind = "multi-label file" if multi_label else "label file"
     return Source(tuple(labels), tuple(items), tuple(sorted(stray)), (),
                   f"{kind} ({len(rows)} rows)")
+
+
+def _check_separators(path: str, rows: list[_Row]) -> None:
+    """Refuses labels that are other labels joined by a separator the file does not use.
+
+    "cat;dog" read as one label makes a class of every combination, silently. Only
+    when most rows are joined and their parts are labels in their own right (or
+    fewer than the combinations) is it refused: ImageNet's "tench, Tinca tinca" is
+    one name, and its parts name nothing else.
+    """
+    names = [row.labels[0] for row in rows if len(row.labels) == 1]
+    for separator in _OTHER_SEPARATORS:
+        joined = {n for n in names if separator in n}
+        if not names or sum(separator in n for n in names) <= len(names) / 2:
+            continue
+        parts = {p.strip() for n in joined for p in n.split(separator) if p.strip()}
+        alone = {n for n in names if separator not in n}
+        if len(parts & alone) * 2 >= len(parts) or len(parts) < len(joined):
+            example = min(joined)
+            raise ValueError(
+                f"--source={path}: {sum(separator in n for n in names)} of {len(names)} rows "
+                f"join labels with {separator!r} (e.g. {example!r}), so each combination would "
+                f"become one class. For a multi-label dataset, put them in a `labels` column "
+                f"joined by {LABEL_SEPARATOR!r} (CSV) or a `labels` list (JSONL)."
+            )
 
 
 def _names(labels: tuple[str, ...]) -> str:

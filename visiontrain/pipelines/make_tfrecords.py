@@ -212,6 +212,26 @@ def _fail_if_strict(cfg: ConvertConfig, skipped: list[dict]) -> None:
         raise BuildError(f"--strict: {len(skipped)} file(s) rejected:\n  {lines}")
 
 
+def _empty_split(split: str, cfg: ConvertConfig, source: sources.Source,
+                 accepted: list[sources.SourceItem], skipped: list[dict]) -> str:
+    """Why no image reached `split`, and what to do: the first build of a small set."""
+    head = f"no usable images for the {split} split of {cfg.source}"
+    if not accepted:
+        example = f", e.g. {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
+        return f"{head}: none of its {len(skipped)} file(s) passed the format check{example}"
+    if split == "train":
+        return (f"{head}: every usable image is assigned to validation; add a train/ folder "
+                "(or rows with split train) beside val/")
+    if all(item.split for item in source.items):
+        return (f"{head}: the source assigns every image to a split and none to validation; "
+                "add a val/ (or validation/) folder, or leave the split out (no train/ folder, "
+                f"no split column) so that --val_fraction={cfg.val_fraction} of each class is "
+                "held out")
+    return (f"{head}: every class has a single usable image, and --val_fraction holds one out "
+            "only from a class of 2 or more; add images, or a val/ folder with some of each "
+            "class")
+
+
 def _untrained_classes(
     cfg: ConvertConfig, source: sources.Source, items: list[sources.SourceItem]
 ) -> list[str]:
@@ -288,7 +308,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         for index, split in enumerate(sources.SPLITS):
             members = [i for i in accepted if i.split == split]
             if not members:
-                raise ValueError(f"no usable images for the {split} split of {cfg.source}")
+                raise ValueError(_empty_split(split, cfg, source, accepted, skipped))
             plans[split] = plan_shards(members, index, sizes, cfg)
         untrained = _untrained_classes(cfg, source, accepted)
         # Nothing is written before this point, so a refused build leaves OUT as it was.

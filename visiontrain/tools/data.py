@@ -27,11 +27,14 @@ def _build() -> None:
     # TensorFlow is imported only once the flags have parsed: a flag error stays one line.
     from visiontrain.evaluation.report import count_table
     from visiontrain.flags import configs
-    from visiontrain.pipelines import make_tfrecords
+    from visiontrain.pipelines import make_tfrecords, schema
+    from visiontrain.training.runlock import RunLock
 
     cfg = configs.convert_config()
     try:
-        result = make_tfrecords.build(cfg)
+        # Two builds into one --output would rename each other's shards away.
+        with RunLock(cfg.output, schema.MANIFEST_FILE, flag="--output", job="build"):
+            result = make_tfrecords.build(cfg)
     except KeyboardInterrupt:
         print("visiontrain-data: error: interrupted; complete shards are kept, rerun the same "
               "command to resume", file=sys.stderr)

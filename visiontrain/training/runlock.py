@@ -1,5 +1,8 @@
 """One run directory, one process: an exclusive lock file in RUN_DIR.
 
+Any directory one job writes takes the same lock: `visiontrain-data build` holds
+its --output with it.
+
 `flock` on RUN_DIR/.lock. The kernel drops the lock when its process dies, however
 it dies, so a lock can never outlive its holder. The file holds the holder's PID,
 host and start time, for the refusal message; a clean release empties it, so
@@ -38,8 +41,9 @@ class RunLock:
     leaves nothing behind.
     """
 
-    def __init__(self, run_dir: str, marker: str):
+    def __init__(self, run_dir: str, marker: str, flag: str = "--run_dir", job: str = "run"):
         self.run_dir = run_dir
+        self.flag, self.job = flag, job  # How the refusal names the directory and its user.
         self.path = os.path.join(run_dir, LOCK)
         self.marker = marker
         self.created = False  # the directory, by this process
@@ -59,13 +63,13 @@ class RunLock:
             holder = _read(self.fd)
             os.close(self.fd)
             raise RunDirInUse(
-                f"--run_dir={self.run_dir} is in use by PID {holder.get('pid', '?')} on "
+                f"{self.flag}={self.run_dir} is in use by PID {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')} (since {holder.get('started', '?')}); wait for that "
-                "run to end or stop it, or pass another --run_dir."
+                f"{self.job} to end or stop it, or pass another {self.flag}."
             ) from None
         except OSError as err:  # a filesystem without locks (some network mounts)
-            logging.warning("Cannot lock %s (%s): a second training into this run directory "
-                            "would not be refused; run one at a time.", self.path, err)
+            logging.warning("Cannot lock %s (%s): a second %s into this directory would not "
+                            "be refused; run one at a time.", self.path, err, self.job)
         stale = _read(self.fd)
         if stale and self.locked:
             logging.warning(
