@@ -201,8 +201,15 @@ def make_eval_step(
         confusion = tf.math.confusion_matrix(labels, predicted, num_classes, dtype=tf.float32)
         return loss_fn(tf.one_hot(labels, num_classes), logits), top1, top5, confusion
 
+    def logits_of(images):
+        return tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+
     def step_fn(images, labels):
-        logits = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        # The last step of a distributed evaluation gives a replica an empty batch when
+        # the others still have records, and TF 2.21's oneDNN convolution returns an
+        # empty input unchanged (channels and all), which then fails in the next layer.
+        logits = tf.cond(tf.shape(images)[0] > 0, lambda: logits_of(images),
+                         lambda: tf.zeros([0, num_classes]))
         per_example, top1, top5, tally = (multi_label_step if multi_label
                                           else single_label_step)(logits, labels)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
