@@ -60,7 +60,7 @@ def test_recipe_model_builds_and_takes_its_image_size(path):
 @pytest.mark.slow
 def test_vit_recipe_trains_from_a_local_preset_end_to_end(digits, tmp_path):
     """finetune_vit_b16.cfg's flags and its --pretrained=hub:DIR path, through the tool,
-    on the tiny test ViT (the README's ants/bees run, at digits size)."""
+    on the tiny test ViT (configs/README.md's ants/bees run, at digits size)."""
     pytest.importorskip("keras_hub")
     donor = build_model(ModelConfig("vit_tiny_test", num_classes=10), 32)
     preset = str(tmp_path / "preset")

@@ -1,4 +1,4 @@
-"""The resume policy (issue 12.3, 12.4): every flag decided, the README's table is the code's,
+"""The resume policy (issue 12.3, 12.4): every flag decided, docs/runs.md's table is the code's,
 and a refused rerun leaves the run's records byte-identical.
 
 Fast: flags are changed one at a time through absl's own parsers and serialisers (what
@@ -18,7 +18,7 @@ import visiontrain.tools.train  # noqa: F401  (defines the tool's flags)
 from visiontrain.training import resume_policy, rundir
 
 FLAGS = flags.FLAGS
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+RUNS_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "runs.md"
 # A valid value for string flags whose validators or meaning need one.
 STRING_VALUES = {"model": "resnet20", "unfreeze": "last:2", "augment": "flip",
                  "tf_data_service": "grpc://localhost:5050"}
@@ -65,9 +65,9 @@ def test_every_flag_of_the_tool_has_exactly_one_row():
     assert set(resume_policy.POLICY.values()) <= set(resume_policy.GROUPS)
 
 
-def test_the_readme_table_is_the_code_table():
-    assert resume_policy.markdown_table() in README.read_text(), (
-        "regenerate the README table: python -c 'from visiontrain.training import "
+def test_the_docs_table_is_the_code_table():
+    assert resume_policy.markdown_table() in RUNS_DOC.read_text(), (
+        "regenerate the table in docs/runs.md: python -c 'from visiontrain.training import "
         "resume_policy; print(resume_policy.markdown_table())'")
 
 
