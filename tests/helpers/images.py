@@ -56,6 +56,9 @@ def mode_files(seed: int = 0) -> dict[str, bytes]:
         "animated_transparent.gif": encode(_palette(seed), "GIF", save_all=True, transparency=1,
                                            append_images=[_palette(seed + 1)]),
         "rgb.bmp": encode(Image.fromarray(rgb), "BMP"),
+        "lossy.webp": encode(Image.fromarray(rgb), "WEBP", quality=80),
+        "lossless_alpha.webp": encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "WEBP",
+                                      lossless=True),
         "rgba.bmp": encode(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"), "BMP"),
     }
 

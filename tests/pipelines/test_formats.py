@@ -29,8 +29,9 @@ def test_every_format_is_known_to_gate_tf_sniffer_and_request_check(name):
     assert bool(known[0]) and int(pixels[0]) == 30
 
 
-def test_unknown_bytes_are_unknown_everywhere():
-    data = b"RIFF\0\0\0\0WEBPVP8 "
+@pytest.mark.parametrize("data", [b"RIFF\0\0\0\0WAVEfmt ", b"II*\0\0\0\0\0", b"RIF"])
+def test_unknown_bytes_are_unknown_everywhere(data):
+    # A RIFF file is a WebP only with the WEBP form type (WAV and AVI are RIFF too).
     assert formats.sniff(data) is None
     assert not any(bool(preprocess.has_magic(tf.constant(data), n)) for n in formats.NAMES)
     assert not bool(validate.header_pixels(tf.constant([data]))[0][0])

@@ -54,8 +54,7 @@ REJECTED = {
     "zero_byte": (b"", "empty"),
     "text": (b"hello, this is not an image\n", "unknown format"),
     "html": (b"<!DOCTYPE html><html><body>404</body></html>", "markup"),
-    "static_webp": (encode(rgb(), "WEBP"), "WebP"),
-    "animated_webp": (animated("WEBP"), "WebP"),
+    "animated_webp": (animated("WEBP"), "animated WebP.*TensorFlow cannot decode"),
     "tiff": (encode(rgb(), "TIFF"), "TIFF"),
     "truncated_jpeg": (encode(rgb(64, 64), "JPEG")[:300], "truncated JPEG"),
     "truncated_png": (encode(rgb(), "PNG")[:40], "truncated PNG"),
@@ -104,6 +103,7 @@ ACCEPTED = {
                              True, (255, 255, 255)),
     "animated_gif_first_frame": (animated("GIF"), "jpeg", False, (255, 0, 0)),
     "bmp": (encode(rgb(), "BMP"), "jpeg", False, (200, 30, 40)),
+    "lossless_webp": (encode(rgb(), "WEBP", lossless=True), "jpeg", False, (200, 30, 40)),
 }
 
 

@@ -72,7 +72,7 @@ def test_bad_image_in_request_is_invalid_argument(exported):
     good = tf.io.encode_png(images[0]).numpy()
     serve = loaded.signatures["serving_default"]
     assert serve(image_bytes=tf.constant([good]))["probabilities"].shape == (1, 3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="not JPEG, PNG, GIF or BMP"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not JPEG, PNG, GIF, BMP or WebP"):
         serve(image_bytes=tf.constant([good, b"not an image"]))
     huge = good[:16] + (16000).to_bytes(4, "big") * 2 + good[24:]
     with pytest.raises(tf.errors.InvalidArgumentError, match="limit is 1 to 50000000"):

@@ -52,7 +52,7 @@ def example(encoded: bytes) -> bytes:
 # decode_rgb), or as RGBA PNG (GIF transparency, composited over white like the GIF).
 EXACT = ("rgb.jpg", "grey.jpg", "cmyk.jpg", "rgba.png", "grey_alpha.png",
          "palette_transparent.png", "grey16.png", "rgb16.png", "palette_transparent.gif",
-         "animated_transparent.gif")
+         "animated_transparent.gif", "lossless_alpha.webp")
 
 
 @pytest.mark.parametrize("keep_png", [True, False])
@@ -60,7 +60,7 @@ def test_converter_reader_and_every_signature_agree_per_mode(tmp_path, model, ke
     stored = stored_records(tmp_path, keep_png)
     _, endpoints = signatures.build_archive(model, ["a", "b"], SIZE, 1.0, 2, 10**6)
     names = [n for n in stored if keep_png or os.path.basename(n) in EXACT]
-    assert len(names) == (26 if keep_png else 20)
+    assert len(names) == (30 if keep_png else 22)
     for name in names:
         raw = (tmp_path / "src" / name).read_bytes()
         trained = preprocess.preprocess_for_eval(stored[name][schema.ENCODED], SIZE, 1.0)

@@ -48,7 +48,7 @@ def test_every_readable_file_is_answered_and_each_bad_one_named(tmp_path, saved_
     errors = {f["file"]: f["error"] for f in failures}
     assert list(errors) == ["cut.jpg", "missing.png", "notes.txt"]
     assert "truncated" in errors["cut.jpg"] and "no such file" in errors["missing.png"]
-    assert "not JPEG, PNG, GIF or BMP" in errors["notes.txt"]
+    assert "not JPEG, PNG, GIF, BMP or WebP" in errors["notes.txt"]
 
 
 def test_tool_exit_code_and_stderr(tmp_path, saved_model):

@@ -1,8 +1,10 @@
+import io
 import struct
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from visiontrain.serving import validate
 
@@ -54,3 +56,20 @@ def test_truncated_files_are_named_by_index_before_any_decoder_runs():
     for bad in cut:
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\] \[1\].*truncated"):
             check(tf.constant([jpeg, bad]))
+
+
+def test_webp_is_read_and_an_animated_one_refused_by_index():
+    frames = [Image.fromarray(np.full((6, 5, 3), v, np.uint8)) for v in (10, 200)]
+    buffers = [io.BytesIO(), io.BytesIO()]
+    frames[0].save(buffers[0], "WEBP", lossless=True)
+    frames[0].save(buffers[1], "WEBP", save_all=True, append_images=frames[1:])
+    still, animated = (b.getvalue() for b in buffers)
+    known, pixels = validate.header_pixels(tf.constant([still, animated]))
+    assert known.numpy().tolist() == [True, True] and pixels.numpy().tolist() == [30, 30]
+    check = tf.function(lambda e: validate.check_encoded(e, 1000, "image_bytes"))
+    assert check(tf.constant([still])).shape == (1,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\] \[1\].*animated WebP"):
+        check(tf.constant([still, animated]))
+    truncated = still[:-4]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\] \[0\].*truncated"):
+        check(tf.constant([truncated]))

@@ -139,7 +139,7 @@ def make_train_dataset(
     """
     share = epoch_order.pipeline_share(source.files("train"), num_pipelines, pipeline_id)
     epoch_order.check_records_per_epoch(share.num_records, records_per_epoch)
-    crop = record_images.train_crop(config, source.holds_gifs)
+    crop = record_images.train_crop(config, source.jpeg_png_only)
 
     @_plain
     def parse(seed, index, record):
@@ -274,7 +274,7 @@ def make_eval_dataset(
         records = records.shard(num_pipelines, pipeline_id)
 
     def parse(record):
-        return _outputs(record_images.eval_view(record, config, source.holds_gifs), record,
+        return _outputs(record_images.eval_view(record, config, source.jpeg_png_only), record,
                         with_keys)
 
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE)

@@ -14,13 +14,18 @@ MAGIC = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "gif": (b"GIF87a", b"GIF89a"),
     "bmp": (b"BM",),
+    "webp": (b"RIFF",),
 }
+# A RIFF file is WebP only when its form type says so (WAV and AVI are RIFF too):
+# the bytes that must also stand at an offset, per format.
+FORM = {"webp": (8, b"WEBP")}
 NAMES = tuple(MAGIC)
 
 
 def sniff(data: bytes) -> str | None:
-    """The format `data` starts like ("jpeg", "png", "gif", "bmp"), or None."""
+    """The format `data` is marked as ("jpeg", "png", "gif", "bmp", "webp"), or None."""
     for name, prefixes in MAGIC.items():
-        if data.startswith(prefixes):
+        offset, form = FORM.get(name, (0, b""))
+        if data.startswith(prefixes) and data[offset : offset + len(form)] == form:
             return name
     return None

@@ -1,10 +1,12 @@
 """The gate every source image passes before anything decodes it.
 
-Measured on TF 2.21: an animated WebP makes `tf.io.decode_image` abort the whole
+Measured on TF 2.21: an animated WebP decoded for "any" channels aborts the whole
 process (exit 134), and a PNG of 0.75 MB can decode to 768 MB. So the format is
 sniffed from magic bytes and the dimensions are read from the header first; only
-JPEG, PNG, GIF and BMP that fit under `max_pixels` reach a decoder, and that
-decoder is Pillow (in-process, raises instead of aborting), never TF.
+JPEG, PNG, GIF, BMP and WebP that fit under `max_pixels` reach a decoder, and that
+decoder is Pillow (in-process, raises instead of aborting), never TF. Shards hold
+JPEG and PNG only: GIF, BMP and WebP are stored as PNG (or JPEG with --nokeep_png),
+from Pillow's pixels, which equal TF's (tests/serving/test_modes.py).
 
 This module deliberately does not import TensorFlow: it runs in the converter's
 worker processes.
@@ -39,7 +41,7 @@ class RejectedImage(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
-    """What the header says: `format` is "jpeg", "png", "gif" or "bmp"."""
+    """What the header says: `format` is one of `formats.NAMES`."""
 
     format: str
     height: int
@@ -126,14 +128,38 @@ def _bmp_info(data: bytes) -> ImageInfo:
     return ImageInfo("bmp", abs(height), abs(width))
 
 
-_HEADER_READERS = {"jpeg": _jpeg_info, "png": _png_info, "gif": _gif_info, "bmp": _bmp_info}
+def _webp_info(data: bytes) -> ImageInfo:
+    if len(data) < 30:
+        raise RejectedImage("truncated WebP: no image header")
+    (declared,) = struct.unpack("<I", data[4:8])
+    if len(data) < declared + 8:
+        raise RejectedImage(f"truncated WebP: {len(data)} bytes, header declares {declared + 8}")
+    chunk = data[12:16]
+    if chunk == b"VP8X" and data[20] & 0x02:
+        raise RejectedImage(
+            "animated WebP: TensorFlow cannot decode it, so it could not be served either; "
+            "convert its first frame (python -c \"from PIL import Image; "
+            "Image.open('IN.webp').save('OUT.png')\")")
+    if chunk == b"VP8X":  # canvas size, 24 bits each, minus one
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+    elif chunk == b"VP8L":  # 14 bits each, minus one, after the signature byte
+        (bits,) = struct.unpack("<I", data[21:25])
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    elif chunk == b"VP8 ":  # after the frame tag and start code, 14 bits each
+        width, height = (v & 0x3FFF for v in struct.unpack("<HH", data[26:30]))
+    else:
+        raise RejectedImage(f"corrupt WebP: unknown first chunk {chunk!r}")
+    return ImageInfo("webp", height, width)
+
+
+_HEADER_READERS = {"jpeg": _jpeg_info, "png": _png_info, "gif": _gif_info, "bmp": _bmp_info,
+                   "webp": _webp_info}
 
 
 def _unsupported_reason(data: bytes) -> str:
     if not data:
         return "empty file"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP is not supported (TF aborts on animated WebP); convert it to PNG or JPEG"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "TIFF is not supported; convert it to PNG or JPEG"
     head = data[:64].lstrip().lower()
@@ -205,16 +231,16 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def _for_shard(image: Image.Image, source_format: str) -> Image.Image:
-    """The mode the shard stores: RGB, or RGBA for a PNG source that carries alpha.
+    """The mode the shard stores: RGB, or RGBA for a source that carries alpha.
 
     Each choice matches what `preprocess.decode_rgb` does with the original file, so
     a transformed image (rotated, downscaled) still reaches the model as served.
     """
     if image.mode in _WIDE_MODES:
         return _to_8bit(image).convert("RGB")
-    if source_format in ("png", "gif") and _has_alpha(image):
-        # Composited over white when read, as the served PNG is, and the served GIF
-        # (`gif.opaque_over_white`).
+    if source_format in ("png", "gif", "webp") and _has_alpha(image):
+        # Composited over white when read, as the served PNG, GIF
+        # (`gif.opaque_over_white`) and WebP (`preprocess._decode_webp`) are.
         return image.convert("RGBA")
     # BMP alpha bytes are dropped, as TF's BMP decoder with 3 channels does.
     return image.convert("RGB")

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from visiontrain.pipelines import formats, gif, orientation
+from visiontrain.pipelines import formats, gif, orientation, webp
 
 
 def has_magic(encoded: tf.Tensor, image_format: str) -> tf.Tensor:
-    """True where the encoded bytes start like `image_format` (`formats.MAGIC`)."""
-    return tf.reduce_any(
+    """True where the encoded bytes are marked as `image_format` (`formats.MAGIC`, `FORM`)."""
+    marked = tf.reduce_any(
         [tf.equal(tf.strings.substr(encoded, 0, len(m)), m) for m in formats.MAGIC[image_format]],
         axis=0,
     )
+    if image_format not in formats.FORM:
+        return marked
+    offset, form = formats.FORM[image_format]
+    # Clamped: substr refuses a position past the end of a short element.
+    at = tf.minimum(offset, tf.strings.length(encoded))
+    return marked & tf.equal(tf.strings.substr(encoded, at, tf.ones_like(at) * len(form)), form)
 
 
 def is_jpeg(encoded: tf.Tensor) -> tf.Tensor:
@@ -31,10 +37,11 @@ def is_jpeg(encoded: tf.Tensor) -> tf.Tensor:
     return has_magic(encoded, "jpeg")
 
 
-def _decode_png(encoded: tf.Tensor) -> tf.Tensor:
-    # Decoding at 16 bits and scaling by 257 rounds 16-bit PNGs (TF's 8-bit decode
-    # truncates them) and gives 8-bit PNGs back exactly: v * 257 / 257 == v.
-    image = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.float32)
+def _over_white(image: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB from a float image [H, W, C] in 16-bit units (0-65535), C of 1-4.
+
+    Shared by PNG and WebP so that the same pixels composite to the same bytes.
+    """
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # grey+alpha or RGB+alpha; palette tRNS too.
     alpha = tf.where(has_alpha, image[..., -1:], 65535.0) / 65535.0
@@ -45,25 +52,46 @@ def _decode_png(encoded: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(colour * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
 
 
-def _decode_other(encoded: tf.Tensor, gifs: bool) -> tf.Tensor:
+def _decode_png(encoded: tf.Tensor) -> tf.Tensor:
+    # Decoding at 16 bits and scaling by 257 rounds 16-bit PNGs (TF's 8-bit decode
+    # truncates them) and gives 8-bit PNGs back exactly: v * 257 / 257 == v.
+    return _over_white(tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16),
+                               tf.float32))
+
+
+def _decode_webp(encoded: tf.Tensor) -> tf.Tensor:
+    # TF's WebP decoder refuses a channel count the file does not have, and aborts the
+    # process on an animated file asked for "any": the header says which to ask for.
+    # An animation's first frame is kept, as for GIF.
+    rgba = tf.cond(
+        webp.has_alpha(encoded),
+        lambda: tf.io.decode_webp(encoded, channels=4)[0],
+        lambda: tf.io.decode_webp(encoded, channels=3)[0],
+    )
+    return _over_white(tf.cast(rgba, tf.float32) * 257.0)
+
+
+def _decode_other(encoded: tf.Tensor, jpeg_png_only: bool) -> tf.Tensor:
     # expand_animations=False keeps the first GIF frame and a rank-3 shape. TF shows
     # GIF transparency as black, so it is made white first, as PNG alpha is composited;
     # BMP's fourth byte is dropped, and the converter matches (`image_gate._for_shard`).
-    if gifs:
-        encoded = tf.where(has_magic(encoded, "gif"), gif.opaque_over_white(encoded), encoded)
-    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    if jpeg_png_only:
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    encoded = tf.where(has_magic(encoded, "gif"), gif.opaque_over_white(encoded), encoded)
+    return tf.cond(has_magic(encoded, "webp"), lambda: _decode_webp(encoded),
+                   lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
 
 
-def _decode_stored(encoded: tf.Tensor, gifs: bool) -> tf.Tensor:
+def _decode_stored(encoded: tf.Tensor, jpeg_png_only: bool) -> tf.Tensor:
     """Every mode decided, in the stored frame (EXIF orientation not yet applied)."""
     image = tf.cond(has_magic(encoded, "png"), lambda: _decode_png(encoded),
-                    lambda: _decode_other(encoded, gifs))
+                    lambda: _decode_other(encoded, jpeg_png_only))
     image.set_shape([None, None, 3])
     return image
 
 
 def decode_rgb(
-    encoded: tf.Tensor, turn: tf.Tensor | None = None, gifs: bool = True
+    encoded: tf.Tensor, turn: tf.Tensor | None = None, jpeg_png_only: bool = False
 ) -> tf.Tensor:
     """Decodes a JPEG, PNG, GIF or BMP to uint8 RGB [H, W, 3], the one way for every mode.
 
@@ -76,12 +104,13 @@ def decode_rgb(
       encoded: a scalar string tensor.
       turn: the EXIF orientation when the caller knows it (a shard records it,
         `schema.ORIENTATION`); None reads it from the bytes, as serving does.
-      gifs: False when `encoded` is never a GIF (our shards): every image then
-        skips the ~0.25 ms of ops that GIF transparency takes in `Dataset.map`.
+      jpeg_png_only: True when `encoded` is only ever a JPEG or PNG (our shards):
+        every image then skips the ops of the other formats (~0.25 ms of CPU per
+        image in `Dataset.map` for GIF transparency alone).
     """
     if turn is None:
         turn = orientation.exif_orientation(encoded)
-    return orientation.orient_photo(_decode_stored(encoded, gifs), turn)
+    return orientation.orient_photo(_decode_stored(encoded, jpeg_png_only), turn)
 
 
 def resize_uint8(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -107,7 +136,7 @@ def preprocess_for_eval(
     image_size: int,
     crop_fraction: float,
     turn: tf.Tensor | None = None,
-    gifs: bool = True,
+    jpeg_png_only: bool = False,
 ) -> tf.Tensor:
     """Evaluation and serving preprocessing: centre crop, resize, uint8 [S, S, 3].
 
@@ -122,12 +151,12 @@ def preprocess_for_eval(
       image_size: output side in pixels.
       crop_fraction: fraction of the shorter side kept by the centre crop
         (0.875 is the ImageNet convention; 1.0 keeps the whole square centre).
-      turn, gifs: see `decode_rgb`.
+      turn, jpeg_png_only: see `decode_rgb`.
 
     Returns:
       A uint8 tensor of shape [image_size, image_size, 3].
     """
-    image = decode_rgb(encoded, turn, gifs)[None]
+    image = decode_rgb(encoded, turn, jpeg_png_only)[None]
     return preprocess_decoded_for_eval(image, image_size, crop_fraction)[0]
 
 
@@ -169,7 +198,7 @@ def decode_random_crop(
     area_range: tuple[float, float],
     aspect_ratio_range: tuple[float, float],
     turn: tf.Tensor,
-    gifs: bool = True,
+    jpeg_png_only: bool = False,
 ) -> tf.Tensor:
     """Decodes a random-resized-crop window (not yet resized or turned), uint8 RGB.
 
@@ -179,7 +208,7 @@ def decode_random_crop(
     which skips the IDCT of blocks outside the window and stops after its last row;
     other formats are decoded whole and sliced. One branch per format: every op of
     either branch costs time per image inside `Dataset.map` (measured on TF 2.21).
-    `gifs`: see `decode_rgb`.
+    `jpeg_png_only`: see `decode_rgb`.
     """
 
     def stored_window(stored_shape):
@@ -192,7 +221,7 @@ def decode_random_crop(
         return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
 
     def other():
-        image = _decode_stored(encoded, gifs)
+        image = _decode_stored(encoded, jpeg_png_only)
         window = stored_window(tf.shape(image)[:2])
         return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
 
@@ -206,16 +235,16 @@ def preprocess_for_train(
     area_range: tuple[float, float],
     aspect_ratio_range: tuple[float, float],
     turn: tf.Tensor | None = None,
-    gifs: bool = True,
+    jpeg_png_only: bool = False,
 ) -> tf.Tensor:
     """Training preprocessing on the host: random-resized crop fused with decoding.
 
     The crop is turned upright after the resize: turning the small square costs
     less than a branch around turning the crop, and bilinear resizing commutes with
-    turns up to rounding. `turn`, `gifs`: see `decode_rgb`. Flips, colour and the rest of
-    the augmentation run later, on the device.
+    turns up to rounding. `turn`, `jpeg_png_only`: see `decode_rgb`. Flips, colour
+    and the rest of the augmentation run later, on the device.
     """
     if turn is None:
         turn = orientation.exif_orientation(encoded)
-    crop = decode_random_crop(encoded, seed, area_range, aspect_ratio_range, turn, gifs)
+    crop = decode_random_crop(encoded, seed, area_range, aspect_ratio_range, turn, jpeg_png_only)
     return orientation.orient(resize_uint8(crop, image_size), turn)

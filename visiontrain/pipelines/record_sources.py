@@ -37,14 +37,14 @@ class RecordSource(Protocol):
     `read(path)` yields, in file order, dicts of IMAGE (the still-encoded image
     bytes), LABEL (int32: the class index, or with `multi_label` the [C] multi-hot
     vector) and KEY (a string naming the record, for exactly-once checks), and
-    ORIENTATION (int32 EXIF orientation) where the source recorded it. `holds_gifs`
-    says whether any IMAGE may be a GIF, whose transparency costs every record of a
-    reader time to handle (`preprocess.decode_rgb`).
+    ORIENTATION (int32 EXIF orientation) where the source recorded it.
+    `jpeg_png_only` says that every IMAGE is a JPEG or PNG: the other formats cost
+    every record of a reader time to handle (`preprocess.decode_rgb`).
     """
 
     labels: list[str]
     multi_label: bool
-    holds_gifs: bool
+    jpeg_png_only: bool
 
     @property
     def digest(self) -> str:
@@ -104,8 +104,8 @@ class ShardSource:
         self.manifest = manifest_lib.load_manifest(data_dir)
         self.labels = list(self.manifest["labels"])
         self.multi_label = is_multi_label(self.manifest)
-        # Every version of the converter stores GIFs as PNG or JPEG (image_gate.prepare).
-        self.holds_gifs = False
+        # Every version of the converter stores JPEG or PNG only (image_gate.prepare).
+        self.jpeg_png_only = True
         with_orientation = self.manifest.get("format_version", 1) >= schema.ORIENTATION_SINCE
         self._parse = make_record_parser(len(self.labels), self.multi_label, with_orientation)
 

@@ -39,8 +39,8 @@ class TfdsSource:
         self.labels = list(self.builder.info.features[self.label_key].names)
         # A ClassLabel feature holds one class per image.
         self.multi_label = False
-        # TFDS keeps a file's bytes as they are, GIF included.
-        self.holds_gifs = True
+        # TFDS keeps a file's bytes as they are, GIF and WebP included.
+        self.jpeg_png_only = False
 
     def preflight(self) -> None:
         """Refuses an unprepared dataset, one without train and validation, or not TFRecord."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from visiontrain.pipelines import preprocess
+from visiontrain.pipelines import preprocess, webp
 
 # Every header field read below lies within the first 26 bytes; padding each
 # element to this length keeps tf.strings.substr in range for short garbage.
@@ -55,11 +55,12 @@ def header_pixels(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
       encoded: string [N], encoded image files.
 
     Returns:
-      (known [N] bool: a JPEG, PNG, GIF or BMP by magic bytes,
+      (known [N] bool: a JPEG, PNG, GIF, BMP or WebP by magic bytes,
        pixels [N] int64: width * height from the header; 0 where unknown).
     """
     header = _header(encoded)
-    jpeg, png, gif, bmp = (preprocess.has_magic(header, f) for f in ("jpeg", "png", "gif", "bmp"))
+    jpeg, png, gif, bmp, webp = (
+        preprocess.has_magic(header, f) for f in ("jpeg", "png", "gif", "bmp", "webp"))
     # PNG IHDR: big-endian uint32 width, height at byte 16. GIF logical screen:
     # little-endian uint16 at byte 6. BMP info header: little-endian int32 at 18,
     # the height negative for top-down bitmaps.
@@ -70,9 +71,36 @@ def header_pixels(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     pixels = tf.where(png, png_pixels, pixels)
     pixels = tf.where(gif, gif_pixels, pixels)
     pixels = tf.where(bmp, bmp_pixels, pixels)
+    pixels = tf.where(webp, _webp_pixels(header), pixels)
     pixels = tf.where(jpeg, _jpeg_pixels(encoded, jpeg), pixels)
-    known = jpeg | png | gif | bmp
+    known = jpeg | png | gif | bmp | webp
     return known, pixels
+
+
+def _webp_pixels(header: tf.Tensor) -> tf.Tensor:
+    """Canvas pixels of WebP headers [N], read as the converter's gate reads them."""
+    chunk = tf.strings.substr(header, 12, 4)
+    b = tf.cast(tf.io.decode_raw(tf.strings.substr(header, 20, 12), tf.uint8), tf.int64)
+    # VP8X: canvas width and height minus one, 24 bits each, little-endian, at byte 24.
+    extended = (1 + b[:, 4] + b[:, 5] * 256 + b[:, 6] * 65536) * (
+        1 + b[:, 7] + b[:, 8] * 256 + b[:, 9] * 65536)
+    # VP8L: after the signature byte, 14 bits of width and of height, minus one.
+    bits = b[:, 1] + b[:, 2] * 256 + b[:, 3] * 65536 + b[:, 4] * 16777216
+    lossless = (1 + bits % 16384) * (1 + (bits // 16384) % 16384)
+    # VP8: after the frame tag and start code, 14 bits each at bytes 26 and 28.
+    lossy = ((b[:, 6] + b[:, 7] * 256) % 16384) * ((b[:, 8] + b[:, 9] * 256) % 16384)
+    return tf.where(tf.equal(chunk, b"VP8X"), extended, tf.where(
+        tf.equal(chunk, b"VP8L"), lossless, tf.where(tf.equal(chunk, b"VP8 "), lossy, 0)))
+
+
+def _animated_webp(encoded: tf.Tensor) -> tf.Tensor:
+    """True where a WebP's VP8X flags mark an animation: TF 2.21 refuses one without
+    alpha for any channel count, and aborts the process when asked for "any"."""
+    header = _header(encoded)
+    flags = tf.cast(tf.io.decode_raw(tf.strings.substr(header, 20, 1), tf.uint8)[:, 0], tf.int32)
+    return (preprocess.has_magic(header, "webp") & tf.equal(tf.strings.substr(header, 12, 4),
+                                                              b"VP8X")
+            & (tf.bitwise.bitwise_and(flags, webp.ANIMATION) > 0))
 
 
 def _contains(encoded: tf.Tensor, marker: bytes) -> tf.Tensor:
@@ -86,7 +114,8 @@ def _last_piece(encoded: tf.Tensor, marker: bytes) -> tf.Tensor:
 
 
 def truncated(encoded: tf.Tensor) -> tf.Tensor:
-    """True where a JPEG, PNG or GIF lacks its end marker: the file was cut short.
+    """True where a JPEG, PNG or GIF lacks its end marker, or a WebP is shorter than its
+    header says: the file was cut short.
 
     The same structural test as the converter's gate (`image_gate`), so a file
     one accepts the other accepts. A JPEG must end its last scan (SOS, FFDA) with
@@ -102,7 +131,12 @@ def truncated(encoded: tf.Tensor) -> tf.Tensor:
     # A GIF ends in its trailer byte ";"; the gate looks for it in the last 16 bytes.
     tail = tf.strings.substr(tf.strings.join([b"\0" * 16, encoded]), -16, 16)
     gif_ok = _contains(tail, b";")
-    return (jpeg & ~jpeg_ok) | (png & ~png_ok) | (gif & ~gif_ok)
+    # A WebP (RIFF) says its length: 8 bytes plus the little-endian size at byte 4.
+    webp = preprocess.has_magic(header, "webp")
+    declared = tf.cast(_field(header, 4, tf.uint16, True), tf.int64)
+    webp_ok = tf.cast(tf.strings.length(encoded), tf.int64) >= (
+        8 + declared[:, 0] + declared[:, 1] * 65536)
+    return (jpeg & ~jpeg_ok) | (png & ~png_ok) | (gif & ~gif_ok) | (webp & ~webp_ok)
 
 
 def check_encoded(encoded: tf.Tensor, max_pixels: int, input_name: str) -> tf.Tensor:
@@ -131,12 +165,20 @@ def check_encoded(encoded: tf.Tensor, max_pixels: int, input_name: str) -> tf.Te
         [
             f"{input_name}: element(s) at index",
             unknown_at,
-            "are not JPEG, PNG, GIF or BMP files (checked by their first bytes); "
+            "are not JPEG, PNG, GIF, BMP or WebP files (checked by their first bytes); "
             "send the raw encoded file bytes (base64 in a REST request's {'b64': ...}).",
         ],
         summarize=16,
     )
-    with tf.control_dependencies([known_format]):
+    animated = _animated_webp(encoded)
+    still = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(animated)),
+        [f"{input_name}: element(s) at index", tf.where(animated)[:, 0],
+         "are animated WebP files, which TensorFlow cannot decode; send one frame as PNG, "
+         "JPEG or a still WebP."],
+        summarize=16,
+    )
+    with tf.control_dependencies([known_format, still]):
         bad_size = tf.logical_or(pixels > max_pixels, pixels <= 0)
         size_ok = tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad_size)),
