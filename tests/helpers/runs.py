@@ -158,10 +158,10 @@ def checked_export_report(path: str) -> dict:
     int8 TFLite calibrated on some images."""
     import json
 
-    from visiontrain.serving import check, export
+    from visiontrain.serving import export, verify_export
 
     report = json.load(open(os.path.join(path, export.REPORT)))
-    assert report["python_ops"] == [] and check.forbidden_ops(path) == []
+    assert report["python_ops"] == [] and verify_export.forbidden_ops(path) == []
     assert max(max(v.values()) for v in report["tf_only_process_max_abs_diff"].values()) <= 1e-5
     assert report["warmup_signatures_replayed"] == [
         "serving_default", "predict_images", "predict_tf_example"]

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tests.helpers.runs import checked_export_report, untrained_run
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
 from visiontrain.models.registry import build_model
-from visiontrain.serving import check, export, warmup
+from visiontrain.serving import export, verify_export, warmup
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
 
@@ -47,8 +47,8 @@ def test_layout_metadata_and_report(exported):
 
 def test_signatures_match_golden(exported):
     _, path, _, _ = exported
-    description = check.describe_signatures(check.saved_model_cli_show(path))
-    assert check.golden_diff(description, GOLDEN) == []
+    description = verify_export.describe_signatures(verify_export.saved_model_cli_show(path))
+    assert verify_export.golden_diff(description, GOLDEN) == []
     assert "top_k_labels dtype: DT_STRING" in description
 
 

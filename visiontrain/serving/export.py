@@ -32,7 +32,7 @@ import numpy as np
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.fileio import publish, write_bytes_atomic, write_json_atomic
 from visiontrain.pipelines import preprocess, record_sources
-from visiontrain.serving import calibrate, check, onnx_export, signatures, tflite, warmup
+from visiontrain.serving import calibrate, onnx_export, signatures, tflite, verify_export, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
@@ -187,22 +187,23 @@ def check_export(out_dir: str, requests, expected) -> dict[str, Any]:
       RuntimeError: any check failed; the message says which and by how much.
     """
     replayed = warmup.replay_warmup(out_dir)
-    diffs = check.check_in_subprocess(out_dir, requests, expected)
+    diffs = verify_export.check_in_subprocess(out_dir, requests, expected)
     worst = max(v for outputs in diffs.values() for v in outputs.values())
-    if worst > check.TOLERANCE:
+    if worst > verify_export.TOLERANCE:
         raise RuntimeError(
             f"The reloaded SavedModel disagrees with the exporter by {worst:g} "
-            f"(> {check.TOLERANCE:g}): {diffs}"
+            f"(> {verify_export.TOLERANCE:g}): {diffs}"
         )
-    bad_ops = check.forbidden_ops(out_dir)
+    bad_ops = verify_export.forbidden_ops(out_dir)
     if bad_ops:
         raise RuntimeError(f"The SavedModel calls back into Python ({bad_ops}); it cannot serve.")
     return {
         "warmup_signatures_replayed": replayed,
         "tf_only_process_max_abs_diff": diffs,
-        "tolerance": check.TOLERANCE,
+        "tolerance": verify_export.TOLERANCE,
         "python_ops": bad_ops,
-        "signatures": check.describe_signatures(check.saved_model_cli_show(out_dir)),
+        "signatures": verify_export.describe_signatures(
+            verify_export.saved_model_cli_show(out_dir)),
     }
 
 
