@@ -133,6 +133,16 @@ def save_run(run_dir: str, model, model_config, data, names: list[str], results:
         json.dump(results, f)
 
 
+def run_without_model(data_dir: str, names: list[str]):
+    """A `LoadedRun` with no network or weights, for export checks that refuse a request
+    before anything is built or read."""
+    from visiontrain.config import DataConfig
+    from visiontrain.training.rundir import LoadedRun
+
+    return LoadedRun(model=None, labels=names, data=DataConfig(data_dir=data_dir), results={},
+                     checkpoint="", exported_weights="raw", train_image_size=0)
+
+
 def untrained_run(root, model_name: str, weights: str = "raw") -> tuple[str, np.ndarray]:
     """An untrained `model_name` at 16 px on 3 classes of random images, saved as a run
     directory under `root`; returns it and the 12 images (6 of them the validation set)."""

@@ -34,7 +34,7 @@ def abstaining(tmp_path_factory):
     config = ExportConfig(run_dir=str(root / "run"), export_dir=str(root / "models" / "digits"),
                           calibrate=True, abstain="auto", abstain_target=0.99,
                           unknown_data_dir=str(root / "unknown"))
-    return config, export.export_run(config, *rundir.load_run(config.run_dir))
+    return config, export.export_run(config, rundir.load_run(config.run_dir))
 
 
 @pytest.mark.slow
