@@ -54,7 +54,7 @@ def test_bench_serve_times_both_paths_and_writes_beside_the_version(tmp_path):
     fit_and_save_run(str(tmp_path / "run"), data, images[:, :8, :8], np.arange(8) % 2,
                      ["a", "b"], steps=1)
     config = ExportConfig(run_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "m"))
-    path = export.export_run(config, *rundir.load_run(config.run_dir))
+    path = export.export_run(config, rundir.load_run(config.run_dir))
 
     result = serve.bench_serve(path, rounds=1, calls=3, batch_sizes=(1, 2, 4), images=8)
     for mode in serve.MODES:

@@ -133,6 +133,16 @@ def save_run(run_dir: str, model, model_config, data, names: list[str], results:
         json.dump(results, f)
 
 
+def run_without_model(data_dir: str, names: list[str]):
+    """A `LoadedRun` with no network or weights, for export checks that refuse a request
+    before anything is built or read."""
+    from visiontrain.config import DataConfig
+    from visiontrain.training.rundir import LoadedRun
+
+    return LoadedRun(model=None, labels=names, data=DataConfig(data_dir=data_dir), results={},
+                     checkpoint="", exported_weights="raw", train_image_size=0)
+
+
 def untrained_run(root, model_name: str, weights: str = "raw") -> tuple[str, np.ndarray]:
     """An untrained `model_name` at 16 px on 3 classes of random images, saved as a run
     directory under `root`; returns it and the 12 images (6 of them the validation set)."""
@@ -158,10 +168,10 @@ def checked_export_report(path: str) -> dict:
     int8 TFLite calibrated on some images."""
     import json
 
-    from visiontrain.serving import check, export
+    from visiontrain.serving import export, verify_export
 
     report = json.load(open(os.path.join(path, export.REPORT)))
-    assert report["python_ops"] == [] and check.forbidden_ops(path) == []
+    assert report["python_ops"] == [] and verify_export.forbidden_ops(path) == []
     assert max(max(v.values()) for v in report["tf_only_process_max_abs_diff"].values()) <= 1e-5
     assert report["warmup_signatures_replayed"] == [
         "serving_default", "predict_images", "predict_tf_example"]

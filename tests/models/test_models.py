@@ -11,7 +11,15 @@ import pytest
 import tensorflow as tf
 
 from visiontrain.config import ModelConfig
-from visiontrain.models import available_models, build_model, model_spec, split_backbone_head
+from visiontrain.models import (
+    available_models,
+    build_model,
+    model_spec,
+    registry,
+    split_backbone_head,
+)
+from visiontrain.models.blocks import BlockNames
+from visiontrain.models.registry import ModelSpec, register_model
 from visiontrain.models.scaling import apply_input_scaling
 
 
@@ -62,6 +70,52 @@ def test_every_registered_name_has_a_consistent_spec():
         assert spec.name == name
         assert spec.min_image_size <= spec.default_image_size
         assert spec.input_scaling_description
+
+
+def _smallest_size(spec: ModelSpec) -> int:
+    return -(-spec.min_image_size // spec.image_size_multiple) * spec.image_size_multiple
+
+
+# Models made for 32 px build in well under a second; the rest take 1-10 s each.
+@pytest.mark.parametrize("name", [
+    name if model_spec(name).default_image_size <= 32
+    else pytest.param(name, marks=pytest.mark.slow) for name in available_models()])
+def test_every_registered_name_builds_at_its_smallest_size(name):
+    spec = model_spec(name)
+    if spec.hub:
+        pytest.importorskip("keras_hub")
+    keras.backend.clear_session()
+    size = _smallest_size(spec)
+    model = _build(name, size, num_classes=3)
+    assert model.name == name
+    assert tuple(model.inputs[0].shape) == (None, size, size, 3)
+    assert model(_images(1, size), training=False).shape == (1, 3)
+
+
+def test_a_name_registered_twice_is_refused_and_the_first_kept():
+    first = model_spec("resnet20")
+    with pytest.raises(KeyError, match="'resnet20' is registered twice: by the "
+                                       "cifar_resnet family and again by the other family"):
+        register_model(dataclasses.replace(first, family="other"))
+    assert model_spec("resnet20") is first
+
+
+def test_a_family_registered_by_its_own_module_builds(monkeypatch):
+    """What a new family does: register a spec with its builder; nothing else changes."""
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+    def build_toy(name, config, image_size, source):
+        images = keras.Input((image_size, image_size, 3))
+        features = keras.layers.Conv2D(4, 3, strides=2, name="toy_conv")(images)
+        return keras.Model(images, features, name="backbone")
+
+    register_model(ModelSpec(name="toy", family="toy", default_image_size=16, min_image_size=4,
+                             input_scaling="zero_one", blocks=BlockNames.of(r"(toy)_"),
+                             build_backbone=build_toy))
+    assert "toy" in available_models()
+    model = _build("toy", 16, num_classes=2)
+    assert model.name == "toy" and model.get_layer("backbone").get_layer("toy_conv")
+    assert model(_images(1, 16)).shape == (1, 2)
 
 
 @pytest.mark.parametrize("name,size", [("small_cnn", 32), ("resnet20", 32)])
@@ -117,8 +171,12 @@ def test_one_gradient_step_changes_backbone_and_head(name, size):
 
 
 def test_unknown_name_lists_known_models():
-    with pytest.raises(ValueError, match="Unknown model 'resnet19'.*resnet18"):
+    with pytest.raises(ValueError, match="Unknown model 'resnet19'.*resnet18") as raised:
         _build("resnet19", 32)
+    assert all(repr(name) in str(raised.value) for name in available_models())
+    assert "mobilenet_v1_<alpha>" in str(raised.value)
+    with pytest.raises(ValueError, match="Unknown model 'mobilenet_v2'"):
+        model_spec("mobilenet_v2")
 
 
 @pytest.mark.parametrize("name,size,minimum", [("resnet18", 16, 32), ("resnet20", 4, 8),

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from visiontrain.pipelines import formats, image_gate, preprocess
-from visiontrain.serving import validate
+from visiontrain.serving import request_checks
 
 
 def encoded(fmt: str) -> bytes:
@@ -25,7 +25,7 @@ def test_every_format_is_known_to_gate_tf_sniffer_and_request_check(name):
     assert formats.sniff(data) == name
     assert image_gate.inspect_bytes(data).format == name
     assert bool(preprocess.has_magic(tf.constant(data), name))
-    known, pixels = validate.header_pixels(tf.constant([data]))
+    known, pixels = request_checks.header_pixels(tf.constant([data]))
     assert bool(known[0]) and int(pixels[0]) == 30
 
 
@@ -34,4 +34,4 @@ def test_unknown_bytes_are_unknown_everywhere(data):
     # A RIFF file is a WebP only with the WEBP form type (WAV and AVI are RIFF too).
     assert formats.sniff(data) is None
     assert not any(bool(preprocess.has_magic(tf.constant(data), n)) for n in formats.NAMES)
-    assert not bool(validate.header_pixels(tf.constant([data]))[0][0])
+    assert not bool(request_checks.header_pixels(tf.constant([data]))[0][0])

@@ -11,7 +11,7 @@ from tests.helpers.runs import digit_arrays, fit_and_save_run
 from tests.helpers.shards import write_dataset
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.pipelines import record_sources
-from visiontrain.serving import calibrate, check, export, signatures
+from visiontrain.serving import calibrate, export, signatures, verify_export
 from visiontrain.training import rundir
 
 KNOWN = [str(i) for i in range(5)]
@@ -34,7 +34,7 @@ def abstaining(tmp_path_factory):
     config = ExportConfig(run_dir=str(root / "run"), export_dir=str(root / "models" / "digits"),
                           calibrate=True, abstain="auto", abstain_target=0.99,
                           unknown_data_dir=str(root / "unknown"))
-    return config, export.export_run(config, *rundir.load_run(config.run_dir))
+    return config, export.export_run(config, rundir.load_run(config.run_dir))
 
 
 @pytest.mark.slow
@@ -70,7 +70,7 @@ def test_served_requests_carry_abstained_and_the_unknown_label(abstaining):
     np.testing.assert_array_equal(out["top_k_labels"].numpy()[:, 1:],
                                   np.array(KNOWN, object)[out["top_k_indices"].numpy()[:, 1:]]
                                   .astype(bytes))
-    description = check.describe_signatures(check.saved_model_cli_show(path))
+    description = verify_export.describe_signatures(verify_export.saved_model_cli_show(path))
     assert "abstained dtype: DT_BOOL" in description
 
 

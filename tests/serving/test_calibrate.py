@@ -1,5 +1,6 @@
 """--calibrate on an overconfident run: ECE falls, accuracy holds, T reaches every output."""
 
+import dataclasses
 import json
 import os
 
@@ -30,7 +31,7 @@ def calibrated(tmp_path_factory, digits):
                      steps=300)
     config = ExportConfig(run_dir=run_dir, export_dir=str(root / "models" / "digits"),
                           calibrate=True, tflite="float16", onnx=True)
-    return config, export.export_run(config, *rundir.load_run(run_dir))
+    return config, export.export_run(config, rundir.load_run(run_dir))
 
 
 def test_temperature_softens_an_overconfident_run_and_keeps_accuracy(calibrated):
@@ -71,11 +72,11 @@ def test_a_validation_split_too_small_to_fit_fails_before_writing(calibrated, tm
     rng = np.random.default_rng(0)
     small = (rng.integers(0, 256, (10, 8, 8, 3), np.uint8), np.arange(10) % 10)
     write_dataset(str(tmp_path / "small"), small, small, [str(i) for i in range(10)])
-    model, labels, data, results = rundir.load_run(config.run_dir)
+    run = rundir.load_run(config.run_dir)
     data = DataConfig(data_dir=str(tmp_path / "small"), image_size=8, eval_crop_fraction=1.0)
     target = str(tmp_path / "models")
     with pytest.raises(ValueError, match="at least 50 validation images; the validation split "
                        "has 10. Add validation images or drop --calibrate"):
         export.export_run(ExportConfig(run_dir=config.run_dir, export_dir=target, calibrate=True),
-                          model, labels, data, results)
+                          dataclasses.replace(run, data=data))
     assert not os.path.exists(target)

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tests.helpers.runs import checked_export_report, untrained_run
 from visiontrain.config import DataConfig, ExportConfig, ModelConfig, to_dict
 from visiontrain.models.registry import build_model
-from visiontrain.serving import check, export, warmup
+from visiontrain.serving import export, verify_export, warmup
 from visiontrain.training import rundir
 from visiontrain.training.ema import WeightAverage
 
@@ -27,7 +27,7 @@ def exported(tmp_path_factory):
     run_dir, images = untrained_run(root, "small_cnn", weights="ema")
     config = ExportConfig(run_dir=run_dir, export_dir=str(root / "models" / "tiny"), top_k=2,
                           tflite="int8")
-    path = export.export_run(config, *rundir.load_run(run_dir))
+    path = export.export_run(config, rundir.load_run(run_dir))
     return config, path, tf.saved_model.load(path), images
 
 
@@ -47,8 +47,8 @@ def test_layout_metadata_and_report(exported):
 
 def test_signatures_match_golden(exported):
     _, path, _, _ = exported
-    description = check.describe_signatures(check.saved_model_cli_show(path))
-    assert check.golden_diff(description, GOLDEN) == []
+    description = verify_export.describe_signatures(verify_export.saved_model_cli_show(path))
+    assert verify_export.golden_diff(description, GOLDEN) == []
     assert "top_k_labels dtype: DT_STRING" in description
 
 
@@ -56,7 +56,7 @@ def test_versions_never_overwritten_and_auto_increments(exported):
     config, _, _, _ = exported
     with pytest.raises(FileExistsError, match="never overwritten"):
         export.export_run(ExportConfig(run_dir=config.run_dir, export_dir=config.export_dir,
-                                       version="1"), *rundir.load_run(config.run_dir))
+                                       version="1"), rundir.load_run(config.run_dir))
     assert export.next_version(config.export_dir) == 2
 
 
@@ -128,21 +128,21 @@ def test_load_run_restores_ema_weights_when_they_evaluated_better(tmp_path):
     for kind in ("ema", "raw"):
         with open(tmp_path / "results.json", "w") as f:
             json.dump({"weights": kind}, f)
-        loaded, _, _, results = rundir.load_run(str(tmp_path))
+        run = rundir.load_run(str(tmp_path))
         wanted = ema.averages if kind == "ema" else model.weights
-        assert results["exported_weights"] == kind
-        for got, want in zip(loaded.weights, wanted):
+        assert run.exported_weights == kind
+        for got, want in zip(run.model.weights, wanted):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-        assert export.weights_record(results) == {"evaluated_best": kind, "exported": kind,
-                                                  "validation": {}}
+        assert export.weights_record(run.results, run.exported_weights) == {
+            "evaluated_best": kind, "exported": kind, "validation": {}}
 
 
 def test_weights_record_names_an_earlier_best_checkpoint_above_the_newest():
     record = export.weights_record({
-        "step": 200, "weights": "raw", "exported_weights": "raw",
+        "step": 200, "weights": "raw",
         "validation_by_weights": {"raw": {"accuracy": 0.95}, "ema": {"accuracy": 0.94}},
         "best": {"step": 100, "accuracy": 0.96, "weights": "raw"},
-        "best_weights_file": "best.weights.h5"})
+        "best_weights_file": "best.weights.h5"}, "raw")
     assert record["evaluated_best"] == "best_single" and record["exported"] == "raw"
     assert record["validation"] == {"raw": 0.95, "ema": 0.94, "best_single": 0.96}
     assert "0.9500" in record["note"] and "0.9600" in record["note"]

@@ -20,7 +20,7 @@ def test_hub_backbone_exports_with_all_signatures_reload_warmup_and_tflite(tmp_p
     run_dir, _ = untrained_run(tmp_path, name)
     config = ExportConfig(run_dir=run_dir, export_dir=str(tmp_path / "models" / name),
                           top_k=2, tflite="int8")
-    path = export.export_run(config, *rundir.load_run(run_dir))
+    path = export.export_run(config, rundir.load_run(run_dir))
 
     checked_export_report(path)
     loaded = tf.saved_model.load(path)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from visiontrain.config import DataConfig, ExportConfig, ModelConfig
+from tests.helpers.runs import run_without_model
+from visiontrain.config import ExportConfig, ModelConfig
 from visiontrain.errors import UserError
 from visiontrain.models.registry import build_model
 from visiontrain.serving import export, tflite
@@ -51,5 +52,5 @@ def test_without_litert_the_flag_fails_at_once_with_the_pip_command(monkeypatch,
                           tflite="float16")
     with pytest.raises(UserError, match=r"pip install 'visiontrain\[litert\]'"):
         # No model is needed: the check comes before anything is built or read.
-        export.export_run(config, None, ["a"], DataConfig(data_dir=str(tmp_path)), {})
+        export.export_run(config, run_without_model(str(tmp_path), ["a"]))
     assert not (tmp_path / "models").exists()

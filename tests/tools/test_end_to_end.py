@@ -122,8 +122,8 @@ def test_exported_model_matches_in_process_model(pipeline):
          json.dumps(files), str(out)],
         check=True, cwd=str(work), env=dict(os.environ, PYTHONPATH=""),
     )
-    model, _, data, _ = load_run(str(work / "run"))
-    predict = model_predictor(model, data)
+    run = load_run(str(work / "run"))
+    predict = model_predictor(run.model, run.data)
     expected = predict(tf.constant([open(f, "rb").read() for f in files])).numpy()
     served = np.load(out)
     assert served.shape == (len(files), 10)

@@ -102,8 +102,9 @@ def test_averaged_export_records_which_weights_measured_best(
                  "averaged": {"checkpoints": ["ckpt-100", "ckpt-120"], "validation": averaged,
                               "accuracy_minus_best": averaged_accuracy - 0.9582}})
     model.save_weights(os.path.join(run_dir, AVERAGED_WEIGHTS))
-    _, _, _, results = rundir.load_run(run_dir, "averaged")
-    record = weights_record(results)
+    run = rundir.load_run(run_dir, "averaged")
+    assert run.checkpoint.endswith("averaged.weights.h5")
+    record = weights_record(run.results, run.exported_weights)
     assert record["evaluated_best"] == evaluated_best and record["exported"] == "averaged"
     assert record["validation"] == {"raw": 0.9582, "averaged": averaged_accuracy}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

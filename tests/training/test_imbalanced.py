@@ -15,10 +15,11 @@ from visiontrain.training import loop, rundir
 pytestmark = pytest.mark.slow
 
 def macro_recall(run_dir: str) -> float:
-    model, labels, data, _ = rundir.load_run(run_dir)
-    records = record_sources.encoded_records(data.data_dir, "validation", 128)
-    probabilities, truth, _ = predictors.collect(predictors.model_predictor(model, data), records)
-    return metrics.summarize(probabilities, truth, labels)["macro_avg"]["recall"]
+    run = rundir.load_run(run_dir)
+    records = record_sources.encoded_records(run.data.data_dir, "validation", 128)
+    probabilities, truth, _ = predictors.collect(
+        predictors.model_predictor(run.model, run.data), records)
+    return metrics.summarize(probabilities, truth, run.labels)["macro_avg"]["recall"]
 
 
 def train(data_dir, run_dir, seed, sampling="none", **options) -> float:

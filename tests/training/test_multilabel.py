@@ -58,12 +58,12 @@ def test_multi_label_training_reaches_map_well_above_the_label_prior(composites,
     run_dir, result = trained
     print(f"multi-label validation: {result['validation']}")
     assert set(result["validation"]) >= {"micro_f1", "macro_f1", "accuracy", "loss"}
-    model, labels, data, _ = rundir.load_run(run_dir)
+    run = rundir.load_run(run_dir)
     assert rundir.read_json(f"{run_dir}/config.json")["train"]["loss"] == "bce"
     scores, truth = predictors.collect_scores(
-        predictors.model_predictor(model, data, multi_label=True),
+        predictors.model_predictor(run.model, run.data, multi_label=True),
         record_sources.encoded_records(composites, "validation", 64))
-    report = multilabel.summarize(scores, truth, labels,
+    report = multilabel.summarize(scores, truth, run.labels,
                                   multilabel.tune_thresholds(scores, truth))
     print(multilabel.format_report(report))
     assert report["mAP"] > report["label_prior_mAP"] + 0.3

@@ -2,7 +2,8 @@
 
 Each entry records the input convention its ImageNet weights expect; `scaling.py` turns
 our [0, 255] RGB input into it. The pooling and classifier are ours (`head.py`), so every
-backbone here is built with `include_top=False, pooling=None`.
+backbone here is built with `include_top=False, pooling=None`. Registered here
+(`register_model` at the foot), MobileNet v1 with a rule for any width.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Callable
 import keras
 from absl import logging
 
+from visiontrain.config import ModelConfig
 from visiontrain.models.blocks import BlockNames
+from visiontrain.models.pretrained import PretrainedSource
+from visiontrain.models.registry import ModelSpec, register_model, register_model_rule
 
 A = keras.applications
 
@@ -150,3 +154,26 @@ def build_keras_backbone(
     # Renamed after construction: EfficientNetV2 looks up its block table by `name`.
     backbone.name = "backbone"
     return backbone
+
+
+def _build(name: str, config: ModelConfig, image_size: int,
+           source: PretrainedSource) -> keras.Model:
+    return build_keras_backbone(name, image_size, source.backbone_weights, config.sync_bn)
+
+
+def _spec(name: str, entry: KerasBackbone) -> ModelSpec:
+    return ModelSpec(
+        name=name, family=entry.family, default_image_size=entry.default_image_size,
+        min_image_size=KERAS_MIN_IMAGE_SIZE, input_scaling=entry.input_scaling,
+        blocks=entry.blocks, imagenet_weights=True, build_backbone=_build)
+
+
+def _mobilenet_v1_spec(name: str) -> ModelSpec | None:
+    return None if parse_mobilenet_v1_alpha(name) is None else _spec(name, MOBILENET_V1)
+
+
+register_model(
+    *(_spec(name, entry) for name, entry in KERAS_BACKBONES.items()),
+    *(_spec(mobilenet_v1_name(alpha), MOBILENET_V1) for alpha in MOBILENET_V1_ALPHAS),
+)
+register_model_rule(_mobilenet_v1_spec, "MobileNet v1 takes any width as mobilenet_v1_<alpha>")

@@ -24,8 +24,10 @@ from typing import Any, Callable
 import keras
 from absl import logging
 
-from visiontrain.config import is_local_preset
+from visiontrain.config import ModelConfig, is_local_preset
 from visiontrain.models.blocks import BlockNames
+from visiontrain.models.pretrained import PretrainedSource, load_backbone_file
+from visiontrain.models.registry import ModelSpec, register_model
 from visiontrain.models.scaling import IMAGENET_MEAN, IMAGENET_STD, SCALINGS
 
 
@@ -241,11 +243,6 @@ HUB_BACKBONES = {
 }
 
 
-def lookup(name: str) -> HubBackbone | None:
-    """The `HubBackbone` for a registry name, or None if it is not a keras-hub backbone."""
-    return HUB_BACKBONES.get(name)
-
-
 def require_keras_hub(name: str) -> None:
     """Raises a one-line install hint unless keras-hub is importable."""
     if importlib.util.find_spec("keras_hub") is None:
@@ -343,17 +340,12 @@ def _load_preset(name: str, entry: HubBackbone, preset: str, arguments: dict) ->
     return backbone
 
 
-def supports_drop_path(name: str) -> bool:
-    """Whether keras-hub backbone `name` has stochastic depth (`DROP_PATH_ARG`)."""
-    return HUB_BACKBONES[name].family in DROP_PATH_ARG
-
-
 def build_hub_backbone(name: str, image_size: int, preset: str | None,
                        drop_path: float = 0.0) -> keras.Model:
     """Builds keras-hub backbone `name` as our "backbone" model.
 
     Args:
-      name: A registry name accepted by `lookup`.
+      name: A key of `HUB_BACKBONES`.
       image_size: Input height and width.
       preset: None (random init), a keras-hub preset name or URI, or a local directory
         holding a keras-hub preset or a timm checkpoint (config.json + model.safetensors).
@@ -382,3 +374,20 @@ def build_hub_backbone(name: str, image_size: int, preset: str | None,
     images = keras.Input((image_size, image_size, 3), name="scaled_images")
     features = _to_map(backbone(images), entry.family)
     return keras.Model(images, features, name="backbone")
+
+
+def _build(name: str, config: ModelConfig, image_size: int,
+           source: PretrainedSource) -> keras.Model:
+    backbone = build_hub_backbone(name, image_size, source.preset, config.drop_path)
+    return load_backbone_file(backbone, source, name)
+
+
+def _spec(name: str, entry: HubBackbone) -> ModelSpec:
+    return ModelSpec(
+        name=name, family=entry.family, default_image_size=entry.default_image_size,
+        min_image_size=entry.min_image_size, input_scaling=entry.input_scaling,
+        blocks=entry.blocks, image_size_multiple=entry.size_multiple, hub=True,
+        stochastic_depth=entry.family in DROP_PATH_ARG, build_backbone=_build)
+
+
+register_model(*(_spec(name, entry) for name, entry in HUB_BACKBONES.items()))

@@ -152,3 +152,26 @@ def load_model_file(
         "Loaded the backbone of %s from %s; the head was replaced and re-initialised "
         "because the file has %d classes and the model %d.",
         model.name, source.path, source.num_classes, num_classes)
+
+
+def load_backbone_file(backbone: keras.Model, source: PretrainedSource,
+                       name: str) -> keras.Model:
+    """Loads a "backbone_file" source into a backbone built without weights; returns it.
+
+    For the families that build their own layers (our ResNets, keras-hub backbones):
+    keras.applications takes its weights file at construction instead. Other sources load
+    nothing here; `build_model` refuses "imagenet" for these families first.
+
+    Raises:
+      ValueError: If the file does not fit the backbone.
+    """
+    if source.kind != "backbone_file":
+        return backbone
+    try:
+        backbone.load_weights(source.path)
+    except Exception as e:  # Keras reports a mismatch as ValueError or KeyError.
+        raise ValueError(
+            f"Could not load backbone weights {source.path!r} into {name!r}: {e}. "
+            f"Pass backbone.save_weights() output of a {name!r} backbone."
+        ) from e
+    return backbone

@@ -7,25 +7,34 @@ scales them itself (see `scaling.py`), runs a nested backbone model named "backb
 the head of `head.py`, returning float32 logits (layer "logits"; pooled features are layer
 "pre_logits"). The layout is Model Garden's / keras-hub's: freeze the backbone with
 `model.get_layer("backbone").trainable = False` or use `split_backbone_head`.
+
+Each family registers its models where it builds them (`register_model` at the foot of
+`resnet.py`, `backbones.py`, `hub.py`), with a `ModelSpec` that carries its backbone
+builder; this module knows no family. The package's `__init__` imports the family
+modules, so every name is registered before anything here is looked up.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import keras
 
 from visiontrain.config import HUB_PREFIX, ModelConfig
-from visiontrain.models import backbones, hub, resnet
 from visiontrain.models.blocks import Block, BlockNames
 from visiontrain.models.head import apply_head, split_backbone_head
 from visiontrain.models.pretrained import PretrainedSource, load_model_file, resolve_pretrained
 from visiontrain.models.scaling import SCALINGS, apply_input_scaling
 
+# (registry name, model config, image size, pretrained source) -> the "backbone" model,
+# from scaled images to a [b, h, w, c] feature map, with `source`'s backbone weights in.
+BackboneBuilder = Callable[[str, ModelConfig, int, PretrainedSource], keras.Model]
 
-@dataclasses.dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelSpec:
-    """What a pipeline or server needs to know about a registered model.
+    """What a pipeline or server needs to know about a registered model, and its builder.
 
     Attributes:
       name: Registry name.
@@ -33,10 +42,18 @@ class ModelSpec:
       default_image_size: The resolution the architecture (and its weights) was made for.
       min_image_size: The smallest input accepted (the backbone's total downsampling).
       input_scaling: A key of `scaling.SCALINGS`; the model applies it itself.
-      imagenet_weights: Whether `pretrained="imagenet"` is available.
       blocks: How the family names its blocks (`models/blocks.py`).
+      build_backbone: Builds the backbone (see `BackboneBuilder`).
+      imagenet_weights: Whether `pretrained="imagenet"` is available.
       image_size_multiple: `image_size` must be a multiple of this (a ViT's patch size).
       hub: Whether the backbone comes from keras-hub (`hub.py`; `pretrained="hub:..."`).
+      stochastic_depth: Whether `ModelConfig.drop_path` applies to the backbone.
+
+    Example:
+      register_model(ModelSpec(
+          name="small_cnn", family="small_cnn", default_image_size=32, min_image_size=8,
+          input_scaling="imagenet_mean_std", blocks=SMALL_CNN_BLOCKS,
+          build_backbone=_build_small_cnn))
     """
 
     name: str
@@ -44,10 +61,12 @@ class ModelSpec:
     default_image_size: int
     min_image_size: int
     input_scaling: str
-    imagenet_weights: bool
     blocks: BlockNames
+    build_backbone: BackboneBuilder = dataclasses.field(repr=False)
+    imagenet_weights: bool = False
     image_size_multiple: int = 1
     hub: bool = False
+    stochastic_depth: bool = False
 
     @property
     def input_scaling_description(self) -> str:
@@ -55,43 +74,35 @@ class ModelSpec:
         return SCALINGS[self.input_scaling]
 
 
-def _own_spec(name: str) -> ModelSpec:
-    if name == "small_cnn":
-        return ModelSpec(name, "small_cnn", 32, 8, "imagenet_mean_std", False,
-                         resnet.SMALL_CNN_BLOCKS)
-    if resnet.RESNET_SPECS[name].stem == "cifar":
-        return ModelSpec(name, "cifar_resnet", 32, 8, "imagenet_mean_std", False,
-                         resnet.RESNET_BLOCKS)
-    return ModelSpec(name, "resnet", 224, 32, "imagenet_mean_std", False, resnet.RESNET_BLOCKS)
+_MODELS: dict[str, ModelSpec] = {}
+# Families whose names no table can list (MobileNet v1 at any width): each resolves a
+# name it takes to its spec, else None, and has a hint for the unknown-name error.
+_RULES: list[tuple[Callable[[str], ModelSpec | None], str]] = []
 
 
-def _keras_spec(name: str) -> ModelSpec:
-    entry = backbones.lookup(name)
-    return ModelSpec(
-        name, entry.family, entry.default_image_size, backbones.KERAS_MIN_IMAGE_SIZE,
-        entry.input_scaling, True, entry.blocks,
-    )
+def register_model(*specs: ModelSpec) -> None:
+    """Adds models to the registry, each under its `name`.
+
+    Raises:
+      KeyError: A name is registered already (a programming error, so not a user error).
+    """
+    for spec in specs:
+        if spec.name in _MODELS:
+            raise KeyError(
+                f"Model {spec.name!r} is registered twice: by the {_MODELS[spec.name].family} "
+                f"family and again by the {spec.family} family.")
+        _MODELS[spec.name] = spec
 
 
-def _hub_spec(name: str) -> ModelSpec:
-    entry = hub.lookup(name)
-    return ModelSpec(
-        name, entry.family, entry.default_image_size, entry.min_image_size,
-        entry.input_scaling, False, entry.blocks, entry.size_multiple, hub=True,
-    )
-
-
-_REGISTERED = (
-    [*resnet.RESNET_SPECS, "small_cnn"]
-    + list(backbones.KERAS_BACKBONES)
-    + [backbones.mobilenet_v1_name(a) for a in backbones.MOBILENET_V1_ALPHAS]
-    + list(hub.HUB_BACKBONES)
-)
+def register_model_rule(resolve: Callable[[str], ModelSpec | None], hint: str) -> None:
+    """Registers a family of open-ended names: `resolve` gives the spec of a name of the
+    family (None for any other name); `hint` tells a user of an unknown name about it."""
+    _RULES.append((resolve, hint))
 
 
 def available_models() -> list[str]:
-    """All registered model names (MobileNet v1 also takes any `mobilenet_v1_<alpha>`)."""
-    return sorted(_REGISTERED)
+    """All registered model names (a rule's family, e.g. MobileNet v1, takes more)."""
+    return sorted(_MODELS)
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -100,16 +111,14 @@ def model_spec(name: str) -> ModelSpec:
     Raises:
       ValueError: For an unknown name, listing the known ones.
     """
-    if name in resnet.RESNET_SPECS or name == "small_cnn":
-        return _own_spec(name)
-    if backbones.lookup(name) is not None:
-        return _keras_spec(name)
-    if hub.lookup(name) is not None:
-        return _hub_spec(name)
-    raise ValueError(
-        f"Unknown model {name!r}; known: {available_models()} "
-        "(MobileNet v1 takes any width as mobilenet_v1_<alpha>)."
-    )
+    if name in _MODELS:
+        return _MODELS[name]
+    for resolve, _ in _RULES:
+        spec = resolve(name)
+        if spec is not None:
+            return spec
+    hints = "".join(f" ({hint})" for _, hint in _RULES)
+    raise ValueError(f"Unknown model {name!r}; known: {available_models()}{hints}.")
 
 
 def backbone_blocks(model: keras.Model) -> list[Block]:
@@ -122,6 +131,10 @@ def backbone_blocks(model: keras.Model) -> list[Block]:
     """
     (backbone,), _ = split_backbone_head(model)
     return model_spec(model.name).blocks.group(backbone)
+
+
+def _names_where(predicate: Callable[[ModelSpec], bool]) -> list[str]:
+    return [name for name in available_models() if predicate(_MODELS[name])]
 
 
 def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
@@ -143,7 +156,7 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
     if config.pretrained.startswith(HUB_PREFIX) and not spec.hub:
         raise ValueError(
             f"--pretrained={config.pretrained} loads a keras-hub preset, but {spec.name!r} is "
-            f"not a keras-hub backbone; pick one of {sorted(hub.HUB_BACKBONES)}."
+            f"not a keras-hub backbone; pick one of {_names_where(lambda s: s.hub)}."
         )
     if config.pretrained == "imagenet" and spec.hub:
         raise ValueError(
@@ -158,13 +171,11 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
         )
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); received: dropout={config.dropout}")
-    if config.drop_path and not (spec.family in ("resnet", "cifar_resnet")
-                                 or spec.hub and hub.supports_drop_path(spec.name)):
+    if config.drop_path and not spec.stochastic_depth:
         raise ValueError(
-            f"--drop_path={config.drop_path} is implemented for our ResNets "
-            f"({', '.join(resnet.RESNET_SPECS)}) and the keras-hub families "
-            f"{', '.join(hub.DROP_PATH_ARG)}, not {spec.name!r}; drop --drop_path or "
-            "pick one of them.")
+            f"--drop_path={config.drop_path} is implemented for "
+            f"{', '.join(_names_where(lambda s: s.stochastic_depth))}, not {spec.name!r}; "
+            "drop --drop_path or pick one of them.")
     if config.pretrained == "imagenet" and not spec.imagenet_weights:
         raise ValueError(
             f"{spec.name!r} has no downloadable ImageNet weights. Use a keras.applications "
@@ -173,38 +184,12 @@ def _check_args(config: ModelConfig, spec: ModelSpec, image_size: int) -> None:
         )
 
 
-def _build_backbone(
-    spec: ModelSpec, config: ModelConfig, image_size: int, source: PretrainedSource
-) -> keras.Model:
-    weights = source.backbone_weights
-    if spec.family in ("resnet", "cifar_resnet", "small_cnn") or spec.hub:
-        if spec.hub:
-            backbone = hub.build_hub_backbone(spec.name, image_size, source.preset,
-                                              config.drop_path)
-        elif spec.family == "small_cnn":
-            backbone = resnet.build_small_cnn_backbone(image_size, config.sync_bn)
-        else:
-            backbone = resnet.build_resnet_backbone(
-                spec.name, image_size, config.zero_init_residual, config.sync_bn,
-                config.drop_path)
-        if weights is not None:
-            try:
-                backbone.load_weights(weights)
-            except Exception as e:  # Keras reports a mismatch as ValueError or KeyError.
-                raise ValueError(
-                    f"Could not load backbone weights {weights!r} into {spec.name!r}: {e}. "
-                    f"Pass backbone.save_weights() output of a {spec.name!r} backbone."
-                ) from e
-        return backbone
-    return backbones.build_keras_backbone(spec.name, image_size, weights, config.sync_bn)
-
-
 def _assemble(
     spec: ModelSpec, config: ModelConfig, image_size: int, source: PretrainedSource
 ) -> keras.Model:
     images = keras.Input((image_size, image_size, 3), dtype="float32", name="images")
     x = apply_input_scaling(images, spec.input_scaling)
-    x = _build_backbone(spec, config, image_size, source)(x)
+    x = spec.build_backbone(spec.name, config, image_size, source)(x)
     logits = apply_head(x, config.num_classes, config.dropout)
     return keras.Model(images, logits, name=spec.name)
 

@@ -1,5 +1,7 @@
 """ResNet v1.5 (ImageNet), CIFAR ResNets and a small CNN, built from one spec table.
 
+Registered here (`register_model` at the foot): every `RESNET_SPECS` row, and small_cnn.
+
 ResNet v1.5 puts the bottleneck stride on the 3x3 conv (He et al. 2015 put it on the
 first 1x1; v1.5 is what torchvision, Model Garden and keras-hub ship). Convolutions have
 no bias (BN follows) and no L2 regulariser: the optimizer applies decoupled weight decay.
@@ -15,7 +17,10 @@ import dataclasses
 
 import keras
 
+from visiontrain.config import ModelConfig
 from visiontrain.models.blocks import BlockNames
+from visiontrain.models.pretrained import PretrainedSource, load_backbone_file
+from visiontrain.models.registry import ModelSpec, register_model
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -254,3 +259,34 @@ def build_small_cnn_backbone(image_size: int, sync_bn: bool) -> keras.Model:
         if i < len(SMALL_CNN_FILTERS) - 1:
             x = keras.layers.MaxPooling2D(2, name=f"stage{i + 1}_pool")(x)
     return keras.Model(inputs, x, name="backbone")
+
+
+def _build_resnet(name: str, config: ModelConfig, image_size: int,
+                  source: PretrainedSource) -> keras.Model:
+    backbone = build_resnet_backbone(name, image_size, config.zero_init_residual,
+                                     config.sync_bn, config.drop_path)
+    return load_backbone_file(backbone, source, name)
+
+
+def _build_small_cnn(name: str, config: ModelConfig, image_size: int,
+                     source: PretrainedSource) -> keras.Model:
+    return load_backbone_file(build_small_cnn_backbone(image_size, config.sync_bn), source,
+                              name)
+
+
+def _resnet_spec(name: str, arch: ResNetArch) -> ModelSpec:
+    # CIFAR ResNets are made for 32 px images; ImageNet ones for 224 px, at a total stride of 32.
+    cifar = arch.stem == "cifar"
+    return ModelSpec(
+        name=name, family="cifar_resnet" if cifar else "resnet",
+        default_image_size=32 if cifar else 224, min_image_size=8 if cifar else 32,
+        input_scaling="imagenet_mean_std", blocks=RESNET_BLOCKS, stochastic_depth=True,
+        build_backbone=_build_resnet)
+
+
+register_model(
+    *(_resnet_spec(name, arch) for name, arch in RESNET_SPECS.items()),
+    ModelSpec(name="small_cnn", family="small_cnn", default_image_size=32, min_image_size=8,
+              input_scaling="imagenet_mean_std", blocks=SMALL_CNN_BLOCKS,
+              build_backbone=_build_small_cnn),
+)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -32,12 +32,26 @@ import numpy as np
 from visiontrain.config import DataConfig, ExportConfig
 from visiontrain.fileio import publish, write_bytes_atomic, write_json_atomic
 from visiontrain.pipelines import preprocess, record_sources
-from visiontrain.serving import calibrate, check, onnx_export, signatures, tflite, warmup
+from visiontrain.serving import calibrate, onnx_export, signatures, tflite, verify_export, warmup
 
 METADATA = os.path.join("assets.extra", "visiontrain.json")
 REPORT = os.path.join("assets.extra", "export_report.json")
 CHECK_IMAGES = 8
 CALIBRATION_IMAGES = 64
+
+
+class ExportableRun(Protocol):
+    """What export reads of a run: the fields of `training.rundir.LoadedRun`, which
+    `load_run` returns (serving sits beside training in the package layout, so it names
+    the fields instead of importing the class)."""
+
+    model: keras.Model
+    labels: list[str]
+    data: DataConfig
+    results: dict[str, Any]
+    checkpoint: str
+    exported_weights: str
+    train_image_size: int
 
 
 def next_version(export_dir: str) -> int:
@@ -81,17 +95,18 @@ def _why(evaluated: str, exported: str, results: dict[str, Any]) -> str:
             "visiontrain-export does not export.")
 
 
-def weights_record(results: dict[str, Any]) -> dict[str, Any]:
+def weights_record(results: dict[str, Any], exported: str) -> dict[str, Any]:
     """Which weights evaluated best, which ones the export holds, and the figures compared.
 
-    "validation" is each measured candidate's validation accuracy (the metric the loop
-    chooses by); "evaluated_best" is the highest of them, or results.json's "weights"
-    when it holds no figures (None without a results.json). When the export holds
-    other weights, "note" says so with both figures and a warning is logged.
+    `exported` names the weights the export holds ("raw", "ema" or "averaged"; see
+    `LoadedRun.exported_weights`). "validation" is each measured candidate's validation
+    accuracy (the metric the loop chooses by); "evaluated_best" is the highest of them,
+    or results.json's "weights" when it holds no figures (None without a results.json).
+    When the export holds other weights, "note" says so with both figures and a warning
+    is logged.
     """
     scores = {name: metrics["accuracy"] for name, metrics in measured_validation(results).items()
               if "accuracy" in metrics}
-    exported = results.get("exported_weights", "raw")
     evaluated = max(scores, key=scores.get) if scores else results.get("weights")
     if exported in scores and scores[exported] == scores.get(evaluated):
         evaluated = exported  # a tie is no reason for a warning
@@ -187,37 +202,70 @@ def check_export(out_dir: str, requests, expected) -> dict[str, Any]:
       RuntimeError: any check failed; the message says which and by how much.
     """
     replayed = warmup.replay_warmup(out_dir)
-    diffs = check.check_in_subprocess(out_dir, requests, expected)
+    diffs = verify_export.check_in_subprocess(out_dir, requests, expected)
     worst = max(v for outputs in diffs.values() for v in outputs.values())
-    if worst > check.TOLERANCE:
+    if worst > verify_export.TOLERANCE:
         raise RuntimeError(
             f"The reloaded SavedModel disagrees with the exporter by {worst:g} "
-            f"(> {check.TOLERANCE:g}): {diffs}"
+            f"(> {verify_export.TOLERANCE:g}): {diffs}"
         )
-    bad_ops = check.forbidden_ops(out_dir)
+    bad_ops = verify_export.forbidden_ops(out_dir)
     if bad_ops:
         raise RuntimeError(f"The SavedModel calls back into Python ({bad_ops}); it cannot serve.")
     return {
         "warmup_signatures_replayed": replayed,
         "tf_only_process_max_abs_diff": diffs,
-        "tolerance": check.TOLERANCE,
+        "tolerance": verify_export.TOLERANCE,
         "python_ops": bad_ops,
-        "signatures": check.describe_signatures(check.saved_model_cli_show(out_dir)),
+        "signatures": verify_export.describe_signatures(
+            verify_export.saved_model_cli_show(out_dir)),
+    }
+
+
+def _metadata(config: ExportConfig, run: ExportableRun, version: int,
+              thresholds: dict[str, Any] | None, temperature: float,
+              learned: dict[str, Any]) -> dict[str, Any]:
+    """What assets.extra/visiontrain.json holds: how to feed the model and what it is."""
+    data = run.data
+    weights = weights_record(run.results, run.exported_weights)
+    return {
+        "labels": run.labels,
+        "image_size": data.image_size,
+        "eval_crop_fraction": data.eval_crop_fraction,
+        "train_image_size": run.train_image_size,
+        "preprocessing": (
+            f"decode to RGB, centre crop {data.eval_crop_fraction:g} of the shorter side, "
+            f"bilinear resize to {data.image_size}x{data.image_size}, float32 in [0, 255]; "
+            "no test-time augmentation"),
+        "input_value_range": [0, 255],
+        "max_pixels": config.max_pixels,
+        "top_k": min(config.top_k, len(run.labels)),
+        "run_dir": os.path.abspath(config.run_dir),
+        "checkpoint": run.checkpoint,
+        "weights": weights["exported"],
+        "weights_record": weights,
+        # The figures of the weights exported, not of the ones results.json chose.
+        "validation": measured_validation(run.results).get(weights["exported"], {}),
+        "version": version,
+        "task": "single_label" if thresholds is None else "multi_label",
+        **({} if thresholds is None else {"thresholds": thresholds}),
+        "temperature": temperature,
+        **learned,
     }
 
 
 def export_run(
-    config: ExportConfig, model: keras.Model, labels: list[str], data: DataConfig,
-    results: dict[str, Any], thresholds: dict[str, Any] | None = None,
+    config: ExportConfig, run: ExportableRun, thresholds: dict[str, Any] | None = None,
 ) -> str:
     """Exports a loaded run into `config.export_dir/<version>`; returns that path.
 
     Args:
       config: where to export and what to check.
-      model, labels, data, results: the run, as `training.rundir.load_run` returns it.
+      run: the run, as `training.rundir.load_run` returns it.
       thresholds: a multi-label run's thresholds record (RUN/thresholds.json, written
         by visiontrain-evaluate): baked into the graph and kept in the metadata.
     """
+    model, labels, data = run.model, run.labels, run.data
     if thresholds is not None and list(thresholds["labels"]) != list(labels):
         raise ValueError(f"The thresholds name labels {thresholds['labels']}, the run "
                          f"{labels}; tune them again with visiontrain-evaluate --run_dir.")
@@ -254,31 +302,8 @@ def export_run(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         archive.write_out(tmp, verbose=False)
-        weights = weights_record(results)
-        write_json_atomic(os.path.join(tmp, METADATA), {
-            "labels": labels,
-            "image_size": data.image_size,
-            "eval_crop_fraction": data.eval_crop_fraction,
-            "train_image_size": results.get("train_image_size", data.image_size),
-            "preprocessing": (
-                f"decode to RGB, centre crop {data.eval_crop_fraction:g} of the shorter side, "
-                f"bilinear resize to {data.image_size}x{data.image_size}, float32 in [0, 255]; "
-                "no test-time augmentation"),
-            "input_value_range": [0, 255],
-            "max_pixels": config.max_pixels,
-            "top_k": min(config.top_k, len(labels)),
-            "run_dir": os.path.abspath(config.run_dir),
-            "checkpoint": results.get("checkpoint"),
-            "weights": weights["exported"],
-            "weights_record": weights,
-            # The figures of the weights exported, not of the ones results.json chose.
-            "validation": measured_validation(results).get(weights["exported"], {}),
-            "version": version,
-            "task": "single_label" if thresholds is None else "multi_label",
-            **({} if thresholds is None else {"thresholds": thresholds}),
-            "temperature": temperature,
-            **learned,
-        })
+        write_json_atomic(os.path.join(tmp, METADATA),
+                          _metadata(config, run, version, thresholds, temperature, learned))
         warmup.write_warmup(tmp, requests)
         report = {"version": version, "check_images": len(encoded), **learned,
                   **check_export(tmp, requests, expected)}

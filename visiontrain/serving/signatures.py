@@ -10,7 +10,7 @@ top_k_scores float32 [None, k] and top_k_labels string [None, k]. An export with
 and such rows name their first top_k_labels entry UNKNOWN (indices and scores keep the
 best guess). Every signature
 runs the shared evaluation preprocessing (`pipelines.preprocess`), after the
-in-graph request checks of `serving.validate`.
+in-graph request checks of `serving.request_checks`.
 
 A multi-label model (exported with per-label thresholds) returns per-label sigmoid
 probabilities instead of a softmax, and one more output, labels string [None, C]: the
@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from visiontrain.pipelines import preprocess, schema
-from visiontrain.serving import validate
+from visiontrain.serving import request_checks
 
 SIGNATURES = ("serving_default", "predict_images", "predict_tf_example")
 INPUTS = {
@@ -102,7 +102,7 @@ def build_archive(
         return result
 
     def decode_all(encoded, input_name):
-        encoded = validate.check_encoded(encoded, max_pixels, input_name)
+        encoded = request_checks.check_encoded(encoded, max_pixels, input_name)
         return tf.map_fn(
             lambda e: preprocess.preprocess_for_eval(e, image_size, crop_fraction),
             encoded,
@@ -113,7 +113,7 @@ def build_archive(
         return outputs(decode_all(image_bytes, "image_bytes"))
 
     def serve_images(images):
-        images = validate.check_decoded(images, max_pixels)
+        images = request_checks.check_decoded(images, max_pixels)
         return outputs(preprocess.preprocess_decoded_for_eval(images, image_size, crop_fraction))
 
     def serve_examples(examples):

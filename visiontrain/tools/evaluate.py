@@ -45,10 +45,10 @@ def main(argv: list[str]) -> None:
     run_dir, saved_model, data_dir = (absolute_path(FLAGS[name].value or "")
                                       for name in ("run_dir", "saved_model", "data_dir"))
     if run_dir:
-        model, labels, data, _ = rundir.load_run(run_dir, eval_image_size=FLAGS.eval_image_size,
-                                                 eval_crop_fraction=FLAGS.eval_crop_fraction)
-        source, image_size = run_dir, data.image_size
-        data_dir = data_dir or data.data_dir
+        run = rundir.load_run(run_dir, eval_image_size=FLAGS.eval_image_size,
+                              eval_crop_fraction=FLAGS.eval_crop_fraction)
+        labels, source, image_size = run.labels, run_dir, run.data.image_size
+        data_dir = data_dir or run.data.data_dir
     else:
         if not data_dir:
             raise ValueError("--saved_model needs --data_dir, the shards to evaluate on.")
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
     manifest = manifest_lib.load_manifest(data_dir)
     multi = record_sources.is_multi_label(manifest)
     if run_dir:
-        predict = predictors.model_predictor(model, data, multi_label=multi)
+        predict = predictors.model_predictor(run.model, run.data, multi_label=multi)
     predictors.check_labels(labels, manifest["labels"], source)
     predict = predictors.with_tta(predict, FLAGS.eval_tta)
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)

@@ -26,10 +26,9 @@ def main(argv: list[str]) -> None:
     from visiontrain.training.rundir import load_run, load_thresholds
 
     config = configs.export_config()
-    model, labels, data, results = load_run(config.run_dir, config.weights,
-                                            config.eval_image_size, config.eval_crop_fraction)
-    path = export_run(config, model, labels, data, results,
-                      load_thresholds(config.run_dir, data.data_dir))
+    run = load_run(config.run_dir, config.weights, config.eval_image_size,
+                   config.eval_crop_fraction)
+    path = export_run(config, run, load_thresholds(config.run_dir, run.data.data_dir))
     print(f"Exported SavedModel: {path}")
     with open(os.path.join(path, REPORT)) as f:
         report = json.load(f)

@@ -27,21 +27,20 @@ def better_weights(evals: dict[str, dict[str, float]]) -> str:
     return "raw"
 
 
-def metrics_of(sums: np.ndarray, tally: np.ndarray, multi_label: bool) -> dict[str, Any]:
+def metrics_of(sums: steps.EvalSums, tally: np.ndarray, multi_label: bool) -> dict[str, Any]:
     """Validation metrics of `steps.make_eval_step`'s sums and tally, over a whole split.
 
     Single-label: loss, accuracy, top5. Multi-label: loss, accuracy (the exact label-set
     match ratio at 0.5) and micro/macro F1 at 0.5; mAP and tuned thresholds need every
     score and are `visiontrain-evaluate`'s.
     """
-    loss, top1, top5, count = sums.tolist()
-    metrics = {"loss": loss / count, "accuracy": top1 / count}
+    metrics = {"loss": sums.loss / sums.count, "accuracy": sums.top1 / sums.count}
     if multi_label:
         table = multilabel.f1_from_counts(tally)
         metrics.update(micro_f1=table["micro_f1"], macro_f1=table["macro_f1"])
     else:
-        metrics["top5"] = top5 / count
-    return {**metrics, "examples": int(count)}
+        metrics["top5"] = sums.top5 / sums.count
+    return {**metrics, "examples": int(sums.count)}
 
 
 def write_summaries(
@@ -89,14 +88,15 @@ class Evaluator:
                 num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
             )
         )
-        sums = tf.zeros([4])
+        sums = tf.zeros([len(steps.EvalSums._fields)])
         tally = tf.zeros(steps.tally_shape(self.num_classes, self.source.multi_label))
         for images, labels in eval_ds:
             batch_sums, batch_tally = self._eval_batch(images, labels)
             sums += batch_sums
             tally += batch_tally
         self.tallies[kind] = tally.numpy()
-        return metrics_of(sums.numpy(), self.tallies[kind], self.source.multi_label)
+        return metrics_of(steps.EvalSums(*sums.numpy().tolist()), self.tallies[kind],
+                          self.source.multi_label)
 
     def __call__(self) -> dict[str, dict[str, float]]:
         """Metrics of the raw weights, and of the EMA weights swapped in when kept."""

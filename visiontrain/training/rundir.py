@@ -140,42 +140,62 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
         fileio.write_json_atomic(config_path, config)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A trained run, rebuilt with its weights restored, for evaluation or export.
+
+    Attributes:
+      model: The network, holding the weights `exported_weights` names.
+      labels: The class names, in logit order.
+      data: The run's data config at the evaluation image size and crop asked for.
+      results: results.json as the run wrote it ({} when it has none yet).
+      checkpoint: The checkpoint or weights file the weights came from.
+      exported_weights: "raw", "ema" (the checkpoint's EMA, when it evaluated better) or
+        "averaged" (the checkpoint mean of --average_checkpoints).
+      train_image_size: The image size the run trained at.
+    """
+
+    model: keras.Model
+    labels: list[str]
+    data: DataConfig
+    results: dict[str, Any]
+    checkpoint: str
+    exported_weights: str
+    train_image_size: int
+
+
 def load_run(run_dir: str, weights: str = "newest", eval_image_size: int = 0,
-             eval_crop_fraction: float = 0.0
-             ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+             eval_crop_fraction: float = 0.0) -> LoadedRun:
     """`load_weights` of the run, then rebuilt for evaluation at `eval_image_size` (0: the
     training size) with `eval_crop_fraction` (0: the run's), which the returned data config
-    then holds; results get "train_image_size". Our networks end in global pooling, so
-    the same weights apply at any input size (the train/test resolution discrepancy of
-    Touvron et al. 2019: evaluating above the training size often scores better).
+    then holds. Our networks end in global pooling, so the same weights apply at any input
+    size (the train/test resolution discrepancy of Touvron et al. 2019: evaluating above
+    the training size often scores better).
     """
-    model, labels, data, results = load_weights(run_dir, weights)
-    size = eval_image_size or data.image_size
-    if size != data.image_size:
+    run = load_weights(run_dir, weights)
+    size = eval_image_size or run.train_image_size
+    model = run.model
+    if size != run.train_image_size:
         config = read_json(os.path.join(run_dir, CONFIG))
         model_config = from_dict(ModelConfig, {**config["model"], "pretrained": ""})
-        resized = build_model(model_config, size)
-        resized.set_weights(model.get_weights())
-        model = resized
-    results = dict(results, train_image_size=data.image_size)
-    data = dataclasses.replace(data, image_size=size,
-                               eval_crop_fraction=eval_crop_fraction or data.eval_crop_fraction)
-    return model, labels, data, results
+        model = build_model(model_config, size)
+        model.set_weights(run.model.get_weights())
+    data = dataclasses.replace(
+        run.data, image_size=size,
+        eval_crop_fraction=eval_crop_fraction or run.data.eval_crop_fraction)
+    return dataclasses.replace(run, model=model, data=data)
 
 
-def load_weights(run_dir: str, weights: str = "newest"
-                 ) -> tuple[keras.Model, list[str], DataConfig, dict[str, Any]]:
+def load_weights(run_dir: str, weights: str = "newest") -> LoadedRun:
     """Rebuilds a run's model from its config.json and restores its newest checkpoint.
 
     When results.json says the EMA weights evaluated better than the raw ones, the
-    EMA averages stored in that checkpoint are copied into the model, and the
-    returned results say so under "exported_weights". `weights="averaged"` loads the
-    checkpoint mean of --average_checkpoints instead (RUN/averaged.weights.h5); its
-    figures are results.json's "averaged" record.
+    EMA averages stored in that checkpoint are copied into the model (`exported_weights`
+    "ema"). `weights="averaged"` loads the checkpoint mean of --average_checkpoints
+    instead (RUN/averaged.weights.h5); its figures are results.json's "averaged" record.
 
-    Returns:
-      The model, its class names, its data config, and results.json (or {}) with
-      "checkpoint" and "exported_weights" added.
+    Raises:
+      FileNotFoundError: not a run directory, no checkpoint, or no average asked for.
     """
     config_path = os.path.join(run_dir, CONFIG)
     if not os.path.exists(config_path):
@@ -191,7 +211,9 @@ def load_weights(run_dir: str, weights: str = "newest"
         raise FileNotFoundError(f"{run_dir} has no checkpoint to export; train it first.")
     results_path = os.path.join(run_dir, RESULTS)
     results = read_json(results_path) if os.path.exists(results_path) else {}
-    exported = "raw"
+    run = LoadedRun(model=model, labels=list(config["labels"]), data=data, results=results,
+                    checkpoint=latest, exported_weights="raw",
+                    train_image_size=data.image_size)
     if weights == "averaged":
         path = os.path.join(run_dir, averaging.AVERAGED_WEIGHTS)
         if "averaged" not in results or not os.path.exists(path):
@@ -203,19 +225,17 @@ def load_weights(run_dir: str, weights: str = "newest"
                      ", ".join(results["averaged"]["checkpoints"]), path)
         # results.json's "weights" and "validation" stay the run's verdict on the newest
         # checkpoint: the export's record compares the mean against them.
-        return model, list(config["labels"]), data, dict(
-            results, exported_weights="averaged", checkpoint=path)
+        return dataclasses.replace(run, checkpoint=path, exported_weights="averaged")
     if results.get("weights") == "ema" and _has_ema(latest):
         ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
         tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
         ema.copy_to_model()
-        exported = "ema"
+        run = dataclasses.replace(run, exported_weights="ema")
     else:
         tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"], exported, latest)
-    return model, list(config["labels"]), data, dict(
-        results, checkpoint=latest, exported_weights=exported
-    )
+    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"],
+                 run.exported_weights, latest)
+    return run
 
 
 def _has_ema(checkpoint: str) -> bool:

@@ -8,7 +8,7 @@ whatever the replica count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -167,6 +167,26 @@ def make_multi_step(strategy: tf.distribute.Strategy, step_fn: Callable) -> Call
     return train_steps
 
 
+class EvalSums(NamedTuple):
+    """What the eval step sums over a batch, by name.
+
+    The step stacks them, in this order, into one float32 tensor, so one cross-replica
+    reduction adds them all; `EvalSums(*stacked.numpy().tolist())` names them again.
+    The fields are scalar tensors inside the step, floats once read back.
+
+    Attributes:
+      loss: The per-example loss, summed.
+      top1: Correct top-1 predictions (multi-label: exact label-set matches at 0.5).
+      top5: Labels within the top 5 logits (multi-label: 0).
+      count: Examples.
+    """
+
+    loss: float
+    top1: float
+    top5: float
+    count: float
+
+
 def tally_shape(num_classes: int, multi_label: bool) -> list[int]:
     """Shape of the eval step's count matrix: [C, C] confusion, or multi-label [C, 3]."""
     return [num_classes, 3] if multi_label else [num_classes, num_classes]
@@ -175,7 +195,7 @@ def tally_shape(num_classes: int, multi_label: bool) -> list[int]:
 def make_eval_step(
     model: keras.Model, num_classes: int, loss: str = "softmax", multi_label: bool = False
 ) -> Callable:
-    """Returns step_fn(images, labels) -> ([loss_sum, top1, top5, count], tally).
+    """Returns step_fn(images, labels) -> (sums, tally), `sums` an `EvalSums` stacked.
 
     The loss is the training `loss`, unsmoothed and unweighted. Single-label: `tally` is
     the [C, C] count matrix of (true, predicted) pairs. Multi-label: top1 counts exact
@@ -212,10 +232,10 @@ def make_eval_step(
                          lambda: tf.zeros([0, num_classes]))
         per_example, top1, top5, tally = (multi_label_step if multi_label
                                           else single_label_step)(logits, labels)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        sums = tf.stack([tf.reduce_sum(per_example), tf.reduce_sum(top1), tf.reduce_sum(top5),
-                         count])
-        return sums, tally
+        sums = EvalSums(loss=tf.reduce_sum(per_example), top1=tf.reduce_sum(top1),
+                        top5=tf.reduce_sum(top5),
+                        count=tf.cast(tf.shape(labels)[0], tf.float32))
+        return tf.stack(list(sums)), tally
 
     return step_fn
 
