@@ -64,9 +64,9 @@ def test_webp_is_read_and_an_animated_one_refused_by_index():
     frames[0].save(buffers[0], "WEBP", lossless=True)
     frames[0].save(buffers[1], "WEBP", save_all=True, append_images=frames[1:])
     still, animated = (b.getvalue() for b in buffers)
-    known, pixels = validate.header_pixels(tf.constant([still, animated]))
+    known, pixels = request_checks.header_pixels(tf.constant([still, animated]))
     assert known.numpy().tolist() == [True, True] and pixels.numpy().tolist() == [30, 30]
-    check = tf.function(lambda e: validate.check_encoded(e, 1000, "image_bytes"))
+    check = tf.function(lambda e: request_checks.check_encoded(e, 1000, "image_bytes"))
     assert check(tf.constant([still])).shape == (1,)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"index\] \[1\].*animated WebP"):
         check(tf.constant([still, animated]))
