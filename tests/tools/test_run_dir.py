@@ -180,3 +180,35 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(digits, tmp_path):
     lines = [line for line in text.splitlines()
              if "interrupted during start-up" in line or "Interrupted (Ctrl-C)" in line]
     assert len(lines) == 1, text[-3000:]
+
+
+def test_evaluate_and_export_fall_back_from_a_damaged_newest_checkpoint(finished, tmp_path,
+                                                                        absl_caplog):
+    """Both tools load a run through rundir.load_weights, which skips a damaged newest
+    checkpoint as training does, names it, and drops the figures measured on it."""
+    import tensorflow as tf
+
+    from visiontrain.errors import UserError
+    from visiontrain.training import rundir
+
+    run_dir = copy_run(finished, tmp_path)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    newest = tf.train.latest_checkpoint(checkpoints)
+    # An older checkpoint with the same weights, listed before the newest.
+    older = os.path.join(checkpoints, "ckpt-1")
+    for name in os.listdir(checkpoints):
+        if name.startswith(os.path.basename(newest) + "."):
+            shutil.copy(os.path.join(checkpoints, name),
+                        os.path.join(checkpoints, name.replace(os.path.basename(newest), "ckpt-1")))
+    with open(os.path.join(checkpoints, "checkpoint"), "w") as f:  # the state file's format
+        f.write(f'model_checkpoint_path: "{newest}"\nall_model_checkpoint_paths: "{older}"\n'
+                f'all_model_checkpoint_paths: "{newest}"\n')
+    data = newest + ".data-00000-of-00001"
+    open(data, "wb").write(open(data, "rb").read()[:100])
+
+    run = rundir.load_weights(run_dir)
+    assert run.checkpoint == older and "validation" not in run.results
+    assert f"{newest} is unreadable" in absl_caplog.text
+    open(older + ".data-00000-of-00001", "wb").write(b"")
+    with pytest.raises(UserError, match="None of the checkpoints of .* could be restored"):
+        rundir.load_weights(run_dir)

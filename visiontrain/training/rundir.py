@@ -31,6 +31,7 @@ from absl import logging
 import visiontrain
 from visiontrain import fileio
 from visiontrain.config import DataConfig, ModelConfig, from_dict
+from visiontrain.errors import UserError
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines.manifest import load_manifest
@@ -226,16 +227,41 @@ def load_weights(run_dir: str, weights: str = "newest") -> LoadedRun:
         # results.json's "weights" and "validation" stay the run's verdict on the newest
         # checkpoint: the export's record compares the mean against them.
         return dataclasses.replace(run, checkpoint=path, exported_weights="averaged")
-    if results.get("weights") == "ema" and _has_ema(latest):
-        ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
-        tf.train.Checkpoint(model=model, ema=ema).restore(latest).expect_partial()
-        ema.copy_to_model()
-        run = dataclasses.replace(run, exported_weights="ema")
-    else:
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"],
-                 run.exported_weights, latest)
-    return run
+    path, exported = _restore_newest_readable(run_dir, model, results.get("weights") == "ema")
+    if path != latest:
+        # results.json measured the newest checkpoint, not this one: its figures go.
+        run = dataclasses.replace(run, checkpoint=path, results={
+            k: v for k, v in results.items() if k not in ("validation", "validation_by_weights")})
+    logging.info("Loaded %s (%s weights) from %s.", config["model"]["name"], exported, path)
+    return dataclasses.replace(run, exported_weights=exported)
+
+
+def _restore_newest_readable(run_dir: str, model: keras.Model, ema_wanted: bool
+                             ) -> tuple[str, str]:
+    """Restores the newest checkpoint that reads, as training does when it resumes
+    (`checkpoints.RunCheckpoints.restore_latest`): a damaged newest one is named in a
+    warning and the previous one tried. Returns (path, "ema" or "raw").
+
+    Raises:
+      UserError: no checkpoint of the run can be read.
+    """
+    state = tf.train.get_checkpoint_state(os.path.join(run_dir, CHECKPOINTS))
+    candidates = list(reversed(state.all_model_checkpoint_paths))
+    for path in candidates:
+        try:
+            if ema_wanted and _has_ema(path):
+                ema = WeightAverage(model, decay=0.5)  # the decay is irrelevant: only copied out
+                tf.train.Checkpoint(model=model, ema=ema).restore(path).expect_partial()
+                ema.copy_to_model()
+                return path, "ema"
+            tf.train.Checkpoint(model=model).restore(path).expect_partial()
+            return path, "raw"
+        # A truncated data file surfaces as IndexError ("Read less bytes than requested").
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError) as err:
+            logging.warning("Checkpoint %s is unreadable (%s); trying the previous one.",
+                            path, str(err).splitlines()[0])
+    raise UserError(f"None of the checkpoints of {run_dir} ({len(candidates)}) could be "
+                    "restored; train the run again, or restore its checkpoints from a backup.")
 
 
 def _has_ema(checkpoint: str) -> bool:
