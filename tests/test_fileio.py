@@ -51,3 +51,13 @@ def test_sha256_file_matches_hashlib_across_blocks(tmp_path):
     data = os.urandom((1 << 20) + 17)
     (tmp_path / "f").write_bytes(data)
     assert fileio.sha256_file(str(tmp_path / "f")) == hashlib.sha256(data).hexdigest()
+
+
+def test_check_writable_refuses_by_flag_and_leaves_no_trace(tmp_path):
+    fileio.check_writable(str(tmp_path / "new" / "deeper"), "--output")
+    assert not (tmp_path / "new").exists()  # made for the probe, removed again
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(fileio.NotWritable, match=r"--output=.*/file/out cannot be written \("):
+        fileio.check_writable(str(tmp_path / "file" / "out"), "--output")
+    with pytest.raises(fileio.NotWritable, match=r"cannot write .*/file/x.json \("):
+        fileio.write_json_atomic(str(tmp_path / "file" / "x.json"), {})

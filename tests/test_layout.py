@@ -15,7 +15,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "visiontrain"
 ALLOWED = {
     "config": set(),
     "errors": set(),
-    "fileio": set(),
+    "fileio": {"errors"},
     # numpy-only calibration math, below evaluation (scores) and serving (--calibrate).
     "calibration": set(),
     # The allocator setting of processes that own their allocator: the tools and the

@@ -9,12 +9,15 @@ start with `TMP_PREFIX`, so a cleanup can tell them from real files.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 from typing import Any
 
 import tensorflow as tf
+
+from visiontrain.errors import UserError
 
 TMP_PREFIX = ".tmp-"
 
@@ -63,14 +66,65 @@ def publish(tmp: str, path: str) -> None:
     _fsync(os.path.dirname(os.path.abspath(path)))
 
 
+# What the user fixes (space, permissions, a read-only mount), not a bug to trace.
+_WHERE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENOTDIR, errno.EEXIST}  # the last two: a file where a folder goes
+
+
+class NotWritable(UserError):
+    """A location this job cannot write: a user error (one line, exit 2), naming it."""
+
+
+def check_writable(directory: str, flag: str) -> None:
+    """Refuses, before any work, a directory this job could not write into.
+
+    Writes and removes a 64 KiB probe there; directories made for it are removed
+    again, so a check leaves the tree as it found it.
+
+    Raises:
+      NotWritable: naming `flag`, the directory and the system's reason.
+    """
+    directory = os.path.abspath(directory)
+    missing = []
+    parent = directory
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    probe = temp_path(os.path.join(directory, "write-check"))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise NotWritable(f"{flag}={directory} cannot be written ({err.strerror}); free space "
+                          "there or pass a location you can write to.") from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+        for path in missing:  # deepest first
+            if os.path.isdir(path):
+                os.rmdir(path)
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to `path` under the module's durability policy."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Writes `data` to `path` under the module's durability policy.
+
+    Raises:
+      NotWritable: no space, no permission or a read-only location, naming `path`.
+    """
     tmp = temp_path(path)
     try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(tmp, "wb") as f:
             f.write(data)
         publish(tmp, path)
+    except OSError as err:
+        if err.errno not in _WHERE_ERRNOS:
+            raise
+        raise NotWritable(f"cannot write {path} ({err.strerror}); free space there or "
+                          "pass a location you can write to.") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

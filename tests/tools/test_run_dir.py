@@ -212,3 +212,47 @@ def test_evaluate_and_export_fall_back_from_a_damaged_newest_checkpoint(finished
     open(older + ".data-00000-of-00001", "wb").write(b"")
     with pytest.raises(UserError, match="None of the checkpoints of .* could be restored"):
         rundir.load_weights(run_dir)
+
+
+def test_ctrl_c_in_export_is_one_line_and_the_next_export_cleans_up(finished, tmp_path):
+    """Exit 130 with one line, no traceback; a killed export's temporary version folder
+    (and an interrupted one's, were it left) is removed by the next export."""
+    import subprocess
+    import sys
+
+    from tests.helpers.runs import env
+
+    export_dir = tmp_path / "export"
+    (export_dir / ".tmp-7-99999").mkdir(parents=True)  # as a kill -9 leaves it
+    command = [sys.executable, "-m", "visiontrain.tools.export", f"--run_dir={finished[0]}",
+               f"--export_dir={export_dir}"]
+    process = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not [p for p in export_dir.iterdir() if p.name.startswith(".tmp-1-")]:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    assert not (export_dir / ".tmp-7-99999").exists()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == (
+        "visiontrain-export: error: interrupted; nothing was published, rerun the same "
+        "command to do it again")
+    assert sorted(p.name for p in export_dir.iterdir()) == [".lock"]
+
+
+def test_an_unwritable_location_is_refused_before_any_work(finished, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers.runs import env
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where a directory should be")
+    result = subprocess.run([sys.executable, "-m", "visiontrain.tools.export",
+                             f"--run_dir={finished[0]}", f"--export_dir={blocked}/export"],
+                            env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"visiontrain-export: error: --export_dir={blocked}/export cannot be written (")

@@ -54,6 +54,20 @@ class ExportableRun(Protocol):
     train_image_size: int
 
 
+def _remove_stale_versions(export_dir: str) -> None:
+    """Removes the temporary version folders of exports that were killed.
+
+    The caller holds the export directory's lock (tools/export.py), so no live export
+    owns one; TF Serving never loads them (their names are not numbers).
+    """
+    if not os.path.isdir(export_dir):
+        return
+    for name in os.listdir(export_dir):
+        if name.startswith(".tmp-"):
+            logging.info("Removing %s, left by an export that was stopped.", name)
+            shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
+
+
 def next_version(export_dir: str) -> int:
     """1 + the highest integer version directory under export_dir (1 when none)."""
     if not os.path.isdir(export_dir):
@@ -298,8 +312,8 @@ def export_run(
     encoded = sample_images(data.data_dir, "validation", CHECK_IMAGES)
     requests = signatures.sample_requests(encoded, data.image_size)
     expected = _call(endpoints, requests)
+    _remove_stale_versions(config.export_dir)
     tmp = os.path.join(config.export_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         archive.write_out(tmp, verbose=False)
         write_json_atomic(os.path.join(tmp, METADATA),

@@ -25,7 +25,13 @@ FORBIDDEN_OPS = (b"PyFunc", b"EagerPyFunc", b"PyFuncStateless")
 # argv: SAVED_MODEL_DIR TENSOR_DIR. TENSOR_DIR holds SIGNATURE__in__NAME__DTYPE and
 # SIGNATURE__out__NAME__DTYPE files written by tf.io.serialize_tensor.
 CHECK_SCRIPT = r"""
-import json, os, sys
+import ctypes, json, os, signal, sys
+try:  # Linux: die with the exporter (PR_SET_PDEATHSIG) rather than outlive a killed one.
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+except (OSError, AttributeError):
+    pass
+if os.getppid() == 1:  # the exporter died before the line above ran
+    sys.exit(1)
 import tensorflow as tf
 
 saved_model_dir, tensor_dir = sys.argv[1], sys.argv[2]

@@ -97,6 +97,11 @@ def run_main(main: Callable[[list[str]], int | None]) -> None:
         _log_once()
         try:
             return main(argv)
+        except KeyboardInterrupt:
+            # What is half written is a temporary name the next run cleans (fileio).
+            print(f"{name}: error: interrupted; nothing was published, rerun the same "
+                  "command to do it again", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         except USER_ERRORS as err:
             if os.environ.get("VISIONTRAIN_TRACEBACK"):
                 raise

@@ -25,12 +25,14 @@ FLAGS = flags.FLAGS
 
 def _build() -> None:
     # TensorFlow is imported only once the flags have parsed: a flag error stays one line.
+    from visiontrain import fileio
     from visiontrain.evaluation.report import count_table
     from visiontrain.flags import configs
     from visiontrain.pipelines import make_tfrecords, schema
     from visiontrain.training.runlock import RunLock
 
     cfg = configs.convert_config()
+    fileio.check_writable(cfg.output, "--output")
     try:
         # Two builds into one --output would rename each other's shards away.
         with RunLock(cfg.output, schema.MANIFEST_FILE, flag="--output", job="build"):

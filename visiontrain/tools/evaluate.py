@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from visiontrain.evaluation import metrics, multilabel, multilabel_run, predictors
     from visiontrain.evaluation.report import draw_pictures, write_images
-    from visiontrain.fileio import write_json_atomic
+    from visiontrain.fileio import check_writable, write_json_atomic
     from visiontrain.pipelines import manifest as manifest_lib
     from visiontrain.pipelines import record_sources
     from visiontrain.serving import predict as serving_predict
@@ -66,6 +66,11 @@ def main(argv: list[str]) -> None:
     logdir = FLAGS.logdir or (os.path.join(run_dir, rundir.VALIDATION_LOGS)
                               if run_dir else None)
     image_dir = os.path.dirname(os.path.abspath(FLAGS.output)) if FLAGS.output else logdir
+    # Checked before the predictions, which are the long part.
+    for directory, flag in ((image_dir, "--output" if FLAGS.output else "--logdir"),
+                            (logdir, "--logdir"), (run_dir if multi else "", "--run_dir")):
+        if directory:
+            check_writable(directory, flag)
     if multi:
         if run_dir:
             thresholds = multilabel_run.tuned_thresholds(
@@ -95,6 +100,11 @@ def main(argv: list[str]) -> None:
     if FLAGS.output:
         write_json_atomic(FLAGS.output, report)
     print((multilabel if multi else metrics).format_report(report))
+    wrote = [f"report {FLAGS.output}"] if FLAGS.output else []
+    wrote += [f"pictures in {image_dir}"] if image_dir else []
+    wrote += [f"TensorBoard images in {logdir}"] if logdir else []
+    if wrote:
+        print("Wrote " + "; ".join(wrote) + ".")
 
 
 def run() -> None:

@@ -21,14 +21,19 @@ define_export_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    from visiontrain.fileio import check_writable
     from visiontrain.serving import calibrate
     from visiontrain.serving.export import REPORT, export_run
     from visiontrain.training.rundir import load_run, load_thresholds
+    from visiontrain.training.runlock import RunLock
 
     config = configs.export_config()
+    check_writable(config.export_dir, "--export_dir")
     run = load_run(config.run_dir, config.weights, config.eval_image_size,
                    config.eval_crop_fraction)
-    path = export_run(config, run, load_thresholds(config.run_dir, run.data.data_dir))
+    # One export at a time per directory: each removes the temporary folders it finds.
+    with RunLock(config.export_dir, ".", flag="--export_dir", job="export"):
+        path = export_run(config, run, load_thresholds(config.run_dir, run.data.data_dir))
     print(f"Exported SavedModel: {path}")
     with open(os.path.join(path, REPORT)) as f:
         report = json.load(f)

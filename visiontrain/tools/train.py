@@ -40,6 +40,9 @@ def main(argv: list[str]) -> None:
             "`visiontrain-data build --source=IMAGES --output=DIR`, or read a prepared "
             "TFDS dataset with --data_dir=tfds:NAME[/CONFIG]."
         )
+    from visiontrain.fileio import check_writable
+
+    check_writable(train.run_dir, "--run_dir")
     # The strategy comes first: splitting the CPU must precede any TF op.
     from visiontrain.training import loop, preemption
     from visiontrain.training import strategy as strategy_lib
