@@ -68,3 +68,7 @@ def test_bench_serve_times_both_paths_and_writes_beside_the_version(tmp_path):
     assert params.allowed_batch_sizes[-1] == params.max_batch_size.value
     assert open(written["plot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert export.next_version(config.export_dir) == 2  # the files are no version
+
+
+def test_axis_ticks_read_as_plain_numbers():
+    assert [serve._tick(v) for v in (2300.4, 150.0, 4.56, 0.0)] == ["2,300", "150", "4.56", "0"]

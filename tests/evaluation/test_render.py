@@ -110,8 +110,8 @@ def test_mistakes_carry_true_and_predicted_class_and_confidence(drawn):
     images = np.full((3, 32, 32, 3), 90, np.uint8)
     grid = render.mistakes_grid(images, np.array([0.93, 0.5, 0.25]), ["ants", "bees", "wasps"],
                                 ["bees", "wasps", "ants"])
-    assert drawn == ["true: ants", "pred: bees 93%", "true: bees", "pred: wasps 50%",
-                     "true: wasps", "pred: ants 25%"]
+    assert drawn == ["true: ants", "pred: bees (93%)", "true: bees", "pred: wasps (50%)",
+                     "true: wasps", "pred: ants (25%)"]
     # 32 px images are enlarged 4x (nearest neighbour) so their captions fit beneath.
     rows, cols = np.nonzero(np.all(grid == 90, axis=-1))
     assert cols.max() - cols.min() + 1 >= 2 * render.MIN_MISTAKE_WIDTH

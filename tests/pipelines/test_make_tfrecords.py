@@ -114,6 +114,20 @@ def test_duplicates_reported_and_dropped(tmp_path):
     assert deduped["splits"]["validation"]["num_records"] == 6
 
 
+def test_a_photo_under_two_labels_is_reported_as_a_label_conflict(tmp_path, absl_caplog):
+    make_tree(tmp_path / "src", per_class=6)
+    shutil.copy(tmp_path / "src/ant/000.png", tmp_path / "src/bee/ant_or_bee.png")
+    result = make_tfrecords.build(config(tmp_path))
+    assert result["duplicates"]["conflicting_labels"] == [{
+        "sha256": result["duplicates"]["conflicting_labels"][0]["sha256"],
+        "files": {"ant/000.png": "ant", "bee/ant_or_bee.png": "bee"}}]
+    assert "1 image(s) are stored under different labels (e.g. ant/000.png as ant, " \
+           "bee/ant_or_bee.png as bee)" in absl_caplog.text
+    deduped = make_tfrecords.build(config(tmp_path, dedupe=True, output=str(tmp_path / "d")))
+    total = sum(s["num_records"] for s in deduped["splits"].values())
+    assert total == 3 * 6 + 1 - 2  # both copies go: which label is right cannot be told
+
+
 def test_verify_names_flipped_truncated_and_deleted_shards(tmp_path):
     make_tree(tmp_path / "src", per_class=10)
     result = make_tfrecords.build(config(tmp_path, num_shards=3))

@@ -178,9 +178,14 @@ def _panel(result: dict[str, Any], key: str, title: str, side: int = 260) -> Ima
         draw.text((x - 6, top + side + 4), str(b), fill="black", font=font)
     for value in (0.0, high / 2, high):
         _, y = point(0, value)
-        draw.text((4, y - 7), f"{value:.3g}", fill="black", font=font)
+        draw.text((4, y - 7), _tick(value), fill="black", font=font)
     draw.text((left + side // 2 - 30, top + side + 18), "batch size", fill="black", font=font)
     return panel
+
+
+def _tick(value: float) -> str:
+    """An axis label people read at a glance: 2,300 and 4.5, never 2.3e+03."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def plot(result: dict[str, Any]) -> np.ndarray:

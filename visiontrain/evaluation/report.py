@@ -43,12 +43,27 @@ def write_images(pictures: dict[str, np.ndarray], directory: str) -> dict[str, s
     return paths
 
 
+# Past this many classes the table shows the smallest and largest (a 21,841-class set
+# would print a 21,843-line table); manifest.json keeps every count.
+TABLE_CLASSES = 40
+
+
 def count_table(loaded: dict) -> str:
-    """A fixed-width table of records per class (rows) and split (columns) of a manifest."""
+    """A fixed-width table of records per class (rows) and split (columns) of a manifest;
+    with more than TABLE_CLASSES classes, the smallest and largest by training count."""
     splits = list(loaded["splits"])
-    width = max(len(n) for n in loaded["labels"] + ["class"])
+    names = list(loaded["labels"])
+    omitted = max(0, len(names) - TABLE_CLASSES)
+    if omitted:
+        counts = loaded["splits"][splits[0]]["class_counts"]
+        ranked = sorted(names, key=lambda n: (counts.get(n, 0), n))
+        names = ranked[: TABLE_CLASSES // 2] + ranked[-TABLE_CLASSES // 2:]
+    width = max(len(n) for n in names + ["class"])
     lines = [f"{'class':<{width}}" + "".join(f"{s:>12}" for s in splits)]
-    for name in loaded["labels"] + ["total"]:
+    if omitted:
+        lines[0] += f"   ({TABLE_CLASSES // 2} smallest and largest by {splits[0]} count; " \
+                    f"{omitted} more in manifest.json)"
+    for name in names + ["total"]:
         counts = [
             loaded["splits"][s]["num_records"] if name == "total"
             else loaded["splits"][s]["class_counts"].get(name, 0)

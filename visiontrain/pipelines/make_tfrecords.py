@@ -84,6 +84,19 @@ def find_duplicates(
     return within, across, drop
 
 
+def conflicting_labels(items: list[sources.SourceItem], hashes: dict[str, str],
+                       labels: tuple[str, ...]) -> list[dict]:
+    """Groups of byte-identical images stored under different labels: all but one
+    is mislabelled, and which cannot be told. Each is {"sha256", "files": {relpath: label}}.
+    """
+    groups: dict[str, dict[str, str]] = {}
+    for item in sorted(items, key=lambda i: i.relpath):
+        names = "|".join(labels[i] for i in sources.label_ids(item.label))
+        groups.setdefault(hashes[item.relpath], {})[item.relpath] = names
+    return [{"sha256": digest, "files": files} for digest, files in sorted(groups.items())
+            if len(set(files.values())) > 1]
+
+
 def plan_num_shards(records: int, total_bytes: int, cfg: ConvertConfig) -> int:
     """Shard count: fixed `num_shards`, else by size, raised toward 8 for parallel reads."""
     if cfg.num_shards:
@@ -302,6 +315,16 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         if within or across:
             logging.warning("%d duplicate group(s) within a split, %d across train/validation%s",
                             len(within), len(across), "; dropping" if cfg.dedupe else "")
+        conflicts = conflicting_labels(accepted, hashes, source.labels)
+        if conflicts:
+            example = ", ".join(f"{f} as {n}" for f, n in conflicts[0]["files"].items())
+            logging.warning(
+                "%d image(s) are stored under different labels (e.g. %s): all but one copy "
+                "is mislabelled%s; manifest.json lists them under "
+                "duplicates.conflicting_labels", len(conflicts), example,
+                "; --dedupe drops every copy" if cfg.dedupe else "")
+            if cfg.dedupe:
+                droppable |= {f for group in conflicts for f in group["files"]}
         if cfg.dedupe:
             accepted = [i for i in accepted if i.relpath not in droppable]
         plans = {}
@@ -319,10 +342,12 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         _remove_stale(cfg.output, {
             schema.shard_name(s, i, len(p)) for s, p in plans.items() for i in range(len(p))})
         for split, plan in plans.items():
-            counts = {source.labels[i]: sum(1 for s in plan for m in s
-                                            if i in sources.label_ids(m.label))
-                      for i in range(len(source.labels))}
-            logging.info("%s: %d images, per class %s", split, sum(map(len, plan)), counts)
+            # One pass over the plan: per class it would be classes x images.
+            counts = collections.Counter(i for s in plan for m in s
+                                         for i in sources.label_ids(m.label))
+            sizes = sorted(counts.get(i, 0) for i in range(len(source.labels)))
+            logging.info("%s: %d images, %d to %d per class (median %d)", split,
+                         sum(map(len, plan)), sizes[0], sizes[-1], sizes[len(sizes) // 2])
         splits = {s: _write_split(pool, cfg, s, p, hashes, source.labels) for s, p in plans.items()}
     result = {
         "format_version": schema.FORMAT_VERSION, "tool": "visiontrain-data",
@@ -334,7 +359,8 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         schema.TASK: schema.MULTI_LABEL if source.multi_label else schema.SINGLE_LABEL,
         "skipped": skipped, "layout": source.layout,
         "links_not_followed": [{"link": k, "reason": r} for k, r in source.links],
-        "duplicates": {"within_split": within, "across_splits": across},
+        "duplicates": {"within_split": within, "across_splits": across,
+                       "conflicting_labels": conflicts},
     }
     fileio.write_json_atomic(os.path.join(cfg.output, schema.LABELS_FILE), list(source.labels))
     fileio.write_json_atomic(os.path.join(cfg.output, schema.MANIFEST_FILE), result)
