@@ -7,6 +7,7 @@ training starts, and name the bad shard.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -61,8 +62,27 @@ def untrained_classes(manifest: dict[str, Any]) -> list[str]:
 
 
 def manifest_digest(data_dir: str) -> str:
-    """sha256 of the manifest.json bytes: identifies the exact dataset a run used."""
+    """sha256 of the manifest.json bytes, as runs before the content digest bound them."""
     return fileio.sha256_file(os.path.join(data_dir, schema.MANIFEST_FILE))
+
+
+def content_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of what a run reads: the labels, the task, and each split's shards in order
+    (their sha256 and record counts). Unlike the manifest's bytes it leaves out when and
+    where the shards were built, so byte-identical shards rebuilt anywhere are the same data.
+    """
+    content = {"labels": manifest["labels"], "task": manifest.get(schema.TASK),
+               "splits": {split: [[s["sha256"], s["records"]] for s in info["shards"]]
+                          for split, info in sorted(manifest["splits"].items())}}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def describe(manifest: dict[str, Any]) -> str:
+    """The data in words, for a message: classes, task and records per split."""
+    records = ", ".join(f"{split} {info['num_records']}"
+                        for split, info in sorted(manifest["splits"].items()))
+    task = manifest.get(schema.TASK, schema.SINGLE_LABEL).replace("_", "-")
+    return f"{len(manifest['labels'])} classes, {task}, records: {records}"
 
 
 def _read_records(path: str, decode_images: bool) -> tuple[int, list[str]]:

@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 
@@ -36,14 +37,18 @@ class RunDirInUse(FileExistsError):
 class RunLock:
     """Context manager: holds RUN_DIR/.lock for the block.
 
-    When the block fails before the run record `marker` exists, the lock file and
-    the run directory are removed again if this lock created them: a failed start
-    leaves nothing behind.
+    When the block fails before `marker` exists, the lock file and the run directory
+    are removed again if this lock created them: a failed start leaves nothing
+    behind. The directory goes only if empty, unless `discard`: then with whatever
+    the failed start wrote into it (a training's records before its first checkpoint;
+    a data build keeps its finished shards for the rerun to resume from).
     """
 
-    def __init__(self, run_dir: str, marker: str, flag: str = "--run_dir", job: str = "run"):
+    def __init__(self, run_dir: str, marker: str, flag: str = "--run_dir", job: str = "run",
+                 discard: bool = False):
         self.run_dir = run_dir
         self.flag, self.job = flag, job  # How the refusal names the directory and its user.
+        self.discard = discard
         self.path = os.path.join(run_dir, LOCK)
         self.marker = marker
         self.created = False  # the directory, by this process
@@ -95,7 +100,9 @@ class RunLock:
         if self.locked:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
-        if failed_start and self.created:
+        if failed_start and self.created and self.discard:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        elif failed_start and self.created:
             try:
                 os.rmdir(self.run_dir)
             except OSError:  # something else was put there meanwhile: keep it
