@@ -71,6 +71,13 @@ def test_help_shows_the_tools_description_and_its_flags(tool):
     assert "tensorflow" not in result.stdout.lower().split("flags:")[1].split("--helpfull")[0]
 
 
+def test_train_help_prints_a_section_per_concern():
+    result, _ = run_tool("train", "--help")
+    for section in ("visiontrain.data:", "visiontrain.model:", "visiontrain.optimizer:",
+                    "visiontrain.transfer:", "visiontrain.distribution:"):
+        assert f"\n{section}\n" in result.stdout, section
+
+
 def test_data_help_names_its_subcommands():
     result, _ = run_tool("data", "--help")
     for command in ("build --source=", "verify OUT", "inspect OUT"):

@@ -21,11 +21,12 @@ define_export_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    # Converted before TensorFlow is imported: a bad value is a prompt one-line error.
+    config = configs.export_config()
     from visiontrain.serving import calibrate
     from visiontrain.serving.export import REPORT, export_run
     from visiontrain.training.rundir import load_run, load_thresholds
 
-    config = configs.export_config()
     model, labels, data, results = load_run(config.run_dir, config.weights,
                                             config.eval_image_size, config.eval_crop_fraction)
     path = export_run(config, model, labels, data, results,

@@ -21,10 +21,7 @@ from absl import logging
 from visiontrain.flags import configs, definitions
 from visiontrain.tools.common import run_main
 
-definitions.define_data_flags()
-definitions.define_model_flags()
-definitions.define_training_flags()
-definitions.define_distribution_flags()
+definitions.define_train_flags()
 
 
 def main(argv: list[str]) -> None:

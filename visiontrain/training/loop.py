@@ -90,24 +90,13 @@ def seed_everything(config: TrainConfig) -> None:
 
 
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
-    """Rejects flag combinations that can only fail later, inside a compiled step.
+    """Rejects combinations across configs that can only fail later, inside a compiled
+    step (TrainConfig checks its own combinations when it is made).
 
     Raises:
-      ValueError: --jit_compile with --deterministic (XLA has no deterministic
-        gradient for some ops, e.g. MaxPool) or with --sync_bn (the synchronised
-        BatchNorm all-reduce is a merge_call, which a compiled function cannot make).
+      ValueError: --jit_compile with --sync_bn (the synchronised BatchNorm all-reduce is
+        a merge_call, which a compiled function cannot make).
     """
-    if config.jit_compile and config.deterministic:
-        raise ValueError(
-            "--jit_compile and --deterministic cannot be combined: XLA has no deterministic "
-            "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
-            "reproducible runs, or pass --nodeterministic to compile with XLA."
-        )
-    if config.average_of == "last" and config.average_checkpoints > config.keep_checkpoints:
-        raise ValueError(
-            f"--average_checkpoints={config.average_checkpoints} averages the newest "
-            f"checkpoints, but --keep_checkpoints={config.keep_checkpoints} keeps fewer; "
-            f"pass --keep_checkpoints={config.average_checkpoints} or more.")
     if config.jit_compile and model_config.sync_bn:
         raise ValueError(
             "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
