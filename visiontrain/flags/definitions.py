@@ -19,6 +19,9 @@ from visiontrain.config.train_config import AUGMENT
 from visiontrain.flags.generate import define_config_flags
 from visiontrain.models.registry import available_models
 
+# Flags that fill no config field of their own: the field each one resolves into.
+RESOLVED_INTO = {"augment_preset": "augment"}
+
 
 def define_train_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Every flag of `visiontrain-train`."""
