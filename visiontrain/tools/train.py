@@ -44,7 +44,8 @@ def main(argv: list[str]) -> None:
     strategy = strategy_lib.make_strategy(dist)
     try:
         # flags.txt is written with the other records, once every check has passed.
-        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text())
+        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text(),
+                             distribution=dist)
     except KeyboardInterrupt:
         # Ctrl-C during start-up: the checkpointing handler takes it from the first step on.
         print("visiontrain-train: interrupted during start-up, before any step of this run; "
