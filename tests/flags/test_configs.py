@@ -216,3 +216,13 @@ def test_bounds_are_flag_validators_naming_the_interval():
         parsed(TRAIN_GROUPS, "--data_dir=d", "--run_dir=r", "--label_smoothing=0.7")
     with pytest.raises(flags.IllegalFlagValueError, match=r"--val_fraction must be in \(0, 1\)"):
         parsed((convert.define_convert_flags,), "--val_fraction=1")
+
+
+@pytest.mark.parametrize("default, details, message", [
+    ("c", dict(choices=("a", "b")), r"Default 'c' is not one of \('a', 'b'\)"),
+    (5, dict(min=0, below=1), r"Default 5 is not in \[0, 1\)"),
+])
+def test_a_declaration_its_own_flag_would_refuse_is_an_error(default, details, message):
+    section = schema.Section("test", "A section of this test")
+    with pytest.raises(ValueError, match=message):
+        section(default, help="A setting.", **details)

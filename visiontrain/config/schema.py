@@ -133,9 +133,18 @@ class Section:
           resume: its resume group; None for settings no training run records.
           **details: the other `Setting` fields: choices, min, max, above, below, flag,
             path.
+
+        Raises:
+          ValueError: the default is not one of the choices or outside the bounds (a
+            declaration that its own flag would refuse).
         """
-        return dataclasses.field(default=default, metadata={
-            "setting": Setting(help, self, resume, **details)})
+        setting = Setting(help, self, resume, **details)
+        if default is not dataclasses.MISSING:
+            if setting.choices and default not in setting.choices:
+                raise ValueError(f"Default {default!r} is not one of {setting.choices}.")
+            if setting.bounds() and not setting.within(default):
+                raise ValueError(f"Default {default!r} is not {setting.bounds()}.")
+        return dataclasses.field(default=default, metadata={"setting": setting})
 
 
 def filled_from(flag: str, default: Any) -> Any:
