@@ -28,12 +28,11 @@ ALLOWED = {
     "serving": {"config", "errors", "fileio", "calibration", "pipelines"},
     "training": {"config", "errors", "fileio", "calibration", "pipelines", "augment", "models",
                  "evaluation"},
-    # Flags may read the configs (every default and value check lives there) and the
-    # registries of names a flag accepts; nothing else of the library.
+    # Flags may read the configs (every setting is declared there, with its default,
+    # choices and bounds) and what needs TensorFlow to know: the model registry and the
+    # augmentation presets and parser; nothing else of the library.
     "flags": {"config", "models.registry", "augment.policy.PRESETS",
-              "augment.policy.parse_policy", "training.optim.OPTIMIZERS",
-              "training.schedules.SCHEDULES", "training.strategy.STRATEGIES",
-              "training.losses.LOSSES", "pipelines.balanced.SAMPLINGS"},
+              "augment.policy.parse_policy"},
     "bench": {"config", "errors", "fileio", "calibration", "memory", "pipelines", "augment",
               "models", "training", "evaluation", "serving"},
     "tools": {"config", "errors", "fileio", "calibration", "memory", "pipelines", "augment",

@@ -18,10 +18,10 @@ from visiontrain.config import (
     ExportConfig,
     ModelConfig,
     TrainConfig,
+    schema,
 )
 from visiontrain.flags import configs, convert, definitions
 from visiontrain.flags import export as export_flags
-from visiontrain.flags.defaults import flag_name
 
 TRAIN_GROUPS = (definitions.define_data_flags, definitions.define_model_flags,
                 definitions.define_training_flags, definitions.define_distribution_flags)
@@ -62,9 +62,12 @@ def test_every_config_field_has_a_flag(tool):
     for config, _ in build(fv):
         cls = type(config)
         missing = [f.name for f in dataclasses.fields(cls)
-                   if flag_name(cls, f.name) not in fv
+                   if schema.flag_of(f) not in fv
                    and (cls, f.name) not in NOT_FLAGS]
         assert not missing, f"{cls.__name__} fields without a flag: {missing}"
+        library_only = {(cls, f.name) for f in dataclasses.fields(cls)
+                        if schema.flag_of(f) is None}
+        assert library_only <= NOT_FLAGS, library_only - NOT_FLAGS
 
 
 def test_flags_fill_the_fields_with_their_types():
@@ -174,3 +177,52 @@ def test_hub_preset_names_are_kept_and_preset_directories_made_absolute(tmp_path
     assert ModelConfig(pretrained="hub:kaggle://keras/vit").pretrained == "hub:kaggle://keras/vit"
     assert ModelConfig(pretrained="hub:./presets/vit").pretrained == (
         f"hub:{tmp_path}/presets/vit")
+
+
+@pytest.mark.parametrize("cls", [ConvertConfig, DataConfig, DistributionConfig, ExportConfig,
+                                 ModelConfig, TrainConfig], ids=lambda c: c.__name__)
+def test_every_field_is_declared_once(cls):
+    """A field is a declaration (help, section, bounds) or filled from another one's flag."""
+    declared = {schema.flag_of(f) for run_cls in config_lib.RUN_CONFIGS.values()
+                for f in dataclasses.fields(run_cls) if schema.declares_flag(f)}
+    for field in dataclasses.fields(cls):
+        if schema.setting_of(field) is None:
+            assert schema.flag_of(field) in declared, field.name
+        else:
+            assert schema.setting_of(field).help.endswith((".", ")")), field.name
+
+
+def test_a_field_without_a_declaration_is_named():
+    undeclared = dataclasses.make_dataclass("Undeclared", [("knob", int, 0)])
+    with pytest.raises(ValueError, match="'knob' is undeclared"):
+        schema.flag_of(dataclasses.fields(undeclared)[0])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--crop_area_min=0.9", "--crop_area_max=0.5"),
+     r"--crop_area_min=0.9 exceeds --crop_area_max=0.5"),
+    (("--data_dir=tfds:mnist", "--tf_data_service=grpc://h:5050"),
+     r"--tf_data_service serves our TFRecord shards only"),
+])
+def test_cross_field_checks_are_the_configs(argv, message):
+    fv = parsed(TRAIN_GROUPS, "--data_dir=d", "--run_dir=r", *argv)
+    with pytest.raises(ValueError, match=message):
+        configs.data_config(fv)
+
+
+def test_bounds_are_flag_validators_naming_the_interval():
+    with pytest.raises(flags.IllegalFlagValueError, match=r"--label_smoothing must be in "
+                                                          r"\[0, 0.5\]"):
+        parsed(TRAIN_GROUPS, "--data_dir=d", "--run_dir=r", "--label_smoothing=0.7")
+    with pytest.raises(flags.IllegalFlagValueError, match=r"--val_fraction must be in \(0, 1\)"):
+        parsed((convert.define_convert_flags,), "--val_fraction=1")
+
+
+@pytest.mark.parametrize("default, details, message", [
+    ("c", dict(choices=("a", "b")), r"Default 'c' is not one of \('a', 'b'\)"),
+    (5, dict(min=0, below=1), r"Default 5 is not in \[0, 1\)"),
+])
+def test_a_declaration_its_own_flag_would_refuse_is_an_error(default, details, message):
+    section = schema.Section("test", "A section of this test")
+    with pytest.raises(ValueError, match=message):
+        section(default, help="A setting.", **details)

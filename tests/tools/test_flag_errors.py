@@ -68,7 +68,23 @@ def test_help_shows_the_tools_description_and_its_flags(tool):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"visiontrain-{tool}: ")
     assert "flags:" in result.stdout and "--helpfull" in result.stdout
-    assert "tensorflow" not in result.stdout.lower().split("flags:")[1].split("--helpfull")[0]
+    ours = result.stdout.split("flags:", 1)[1].split("--helpfull")[0]
+    assert "tensorflow" not in ours.lower()
+    # The tool defines what docs/flags.md lists for it, section by section.
+    from visiontrain.flags import reference
+
+    listed = reference.tool_flags(f"visiontrain-{tool}").flags_by_module_dict()
+    shown = re.findall(r"^(visiontrain\.\S+):$", ours, re.MULTILINE)
+    assert shown == list(listed)
+    assert sorted(re.findall(r"^  --(?:\[no\])?(\w+):", ours, re.MULTILINE)) == sorted(
+        flag.name for module_flags in listed.values() for flag in module_flags)
+
+
+def test_train_help_prints_a_section_per_concern():
+    result, _ = run_tool("train", "--help")
+    for section in ("visiontrain.data:", "visiontrain.model:", "visiontrain.optimizer:",
+                    "visiontrain.transfer:", "visiontrain.distribution:"):
+        assert f"\n{section}\n" in result.stdout, section
 
 
 def test_data_help_names_its_subcommands():

@@ -1,31 +1,41 @@
-"""The resume policy (issue 12.3, 12.4): every flag decided, docs/runs.md's table is the code's,
-and a refused rerun leaves the run's records byte-identical.
+"""The resume policy (issue 12.3, 12.4): every flag decided by its declaration, the docs'
+table is the code's, and a refused rerun leaves the run's records byte-identical.
 
 Fast: flags are changed one at a time through absl's own parsers and serialisers (what
-flags.txt holds), and `bind_run` is driven on records without training. Real reruns of
-`visiontrain-train` are in tests/tools/test_run_dir.py.
+flags.txt holds), converted into configs as the tool does, and `bind_run` is driven on
+those records without training. Real reruns of `visiontrain-train` are in
+tests/tools/test_run_dir.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-import pathlib
 
 import pytest
 from absl import flags
 
-import visiontrain.tools.train  # noqa: F401  (defines the tool's flags)
+from tests.helpers.flagvalues import parsed
+from visiontrain.augment.policy import PRESETS
+from visiontrain.config import RUN_CONFIGS
+from visiontrain.flags import configs, definitions, reference
 from visiontrain.training import resume_policy, rundir
 
-FLAGS = flags.FLAGS
-RUNS_DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "runs.md"
-# A valid value for string flags whose validators or meaning need one.
+TOOL = (definitions.define_train_flags,)
+# A valid value for flags whose validators or meaning need one (paths are absolute, as
+# config.json stores them; a preset other than 'none', which is the default policy).
 STRING_VALUES = {"model": "resnet20", "unfreeze": "last:2", "augment": "flip",
-                 "tf_data_service": "grpc://localhost:5050"}
+                 "tf_data_service": "grpc://localhost:5050", "class_weights": "/weights.json",
+                 "pretrained": "/weights.h5", "tfds_data_dir": "/tfds",
+                 "final_weights": "/final.weights.h5", "augment_preset": "light",
+                 "aspect_ratio_max": "2.0", "data_dir": "/data/other", "run_dir": "/runs/b"}
 
 
+@functools.cache
 def tool_flags() -> dict[str, flags.Flag]:
-    return {flag.name: flag for module, module_flags in FLAGS.flags_by_module_dict().items()
+    fv = parsed(TOOL, *(f"--{name}={value}" for name, value in BASE.items()))
+    return {flag.name: flag for module, module_flags in fv.flags_by_module_dict().items()
             if "visiontrain" in module for flag in module_flags}
 
 
@@ -57,52 +67,93 @@ def serialized(values: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def as_written(flag: flags.Flag, value) -> str:
+    """`value` of `flag` as its flags.txt line says it: true/false for booleans."""
+    line = flag._serialize(value)
+    if "=" in line:
+        return line.partition("=")[2]
+    return "false" if line == f"--no{flag.name}" else "true"
+
+
+def config_of(flagfile: str, labels=("cat", "dog")) -> dict:
+    """config.json of a run the tool starts with `flagfile`."""
+    fv = parsed(TOOL, *flagfile.splitlines())
+    return rundir.config_record(configs.data_config(fv), configs.model_config(fv),
+                                configs.train_config(fv), list(labels), None,
+                                configs.distribution_config(fv))
+
+
 BASE = {"data_dir": "/data/digits", "run_dir": "/runs/a"}
 
 
-def test_every_flag_of_the_tool_has_exactly_one_row():
-    assert set(tool_flags()) == set(resume_policy.POLICY)
-    assert set(resume_policy.POLICY.values()) <= set(resume_policy.GROUPS)
+def test_every_flag_of_the_tool_has_exactly_one_group():
+    for name in tool_flags():
+        assert reference.resume_group(name) is not None, f"--{name} has no resume group"
+    for section, cls in RUN_CONFIGS.items():
+        for field in dataclasses.fields(cls):
+            assert resume_policy.group_of(cls, field) is not None, f"{section}.{field.name}"
 
 
 def test_the_docs_table_is_the_code_table():
-    assert resume_policy.markdown_table() in RUNS_DOC.read_text(), (
-        "regenerate the table in docs/runs.md: python -c 'from visiontrain.training import "
-        "resume_policy; print(resume_policy.markdown_table())'")
+    text = reference.DOCS.read_text()
+    for name in tool_flags():
+        row = next(line for line in text.split("## visiontrain-train")[1].splitlines()
+                   if line.startswith(f"| `--{name}` |"))
+        assert f" | {reference.resume_group(name).name} | " in row, (
+            f"docs/flags.md is stale; regenerate it: {reference.REGENERATE}")
 
 
-@pytest.mark.parametrize("name", sorted(resume_policy.POLICY))
+@pytest.mark.parametrize("name", sorted(tool_flags()))
 def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_path,
                                                                   absl_caplog):
     """Two runs into one directory, the second with `name` changed: the table decides."""
     flag = tool_flags()[name]
     old_text = serialized(BASE)
     new_text = serialized({**BASE, name: other_value(flag)})
-    old, new = resume_policy.parse_flagfile(old_text), resume_policy.parse_flagfile(new_text)
-    unset = resume_policy.UNSET
-    change = f"--{name}: {old.get(name, unset)} -> {new.get(name, unset)}"
-    config, run, _ = records()
-    rundir.bind_run(str(tmp_path), config, run, old_text, chief=True)
+    if name in definitions.RESOLVED_INTO:  # A preset is recorded as the policy it names.
+        expected = resume_policy.Change(f"--{definitions.RESOLVED_INTO[name]}", "",
+                                        PRESETS[other_value(flag)])
+    else:
+        expected = resume_policy.Change(f"--{name}",
+                                        as_written(flag, BASE.get(name, flag.default)),
+                                        as_written(flag, other_value(flag)))
+    change = str(expected)
+    rundir.bind_run(str(tmp_path), config_of(old_text), {}, old_text, chief=True)
     before = snapshot(str(tmp_path))
-    if resume_policy.GROUPS[resume_policy.POLICY[name]][0] == resume_policy.REFUSED:
+    if not reference.resume_group(name).allowed:
         with pytest.raises(ValueError) as err:
-            rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+            rundir.bind_run(str(tmp_path), config_of(new_text), {}, new_text, chief=True)
         assert str(err.value) == resume_policy.refusal_message(
-            str(tmp_path), [resume_policy.Change(f"--{name}", old.get(name, unset),
-                                                 new.get(name, unset))],
-            f"--flagfile={tmp_path}/flags.txt")
+            str(tmp_path), [expected], f"--flagfile={tmp_path}/flags.txt")
         assert change in str(err.value)
         assert snapshot(str(tmp_path)) == before
     else:
-        rundir.bind_run(str(tmp_path), config, run, new_text, chief=True)
+        rundir.bind_run(str(tmp_path), config_of(new_text), {}, new_text, chief=True)
         assert f"changes that keep its meaning: {change}." in absl_caplog.text
         assert (tmp_path / "flags.txt").read_text() == new_text
 
 
 def test_booleans_round_trip_through_flags_txt():
-    text = serialized({**BASE, "deterministic": True, "scale_lr": False})
-    values = resume_policy.parse_flagfile(text)
-    assert values["deterministic"] == "true" and values["scale_lr"] == "false"
+    """flags.txt replays the run: its lines parse back into the same configs."""
+    fv = parsed(TOOL, *(f"--{k}={v}" for k, v in BASE.items()), "--deterministic",
+                "--noscale_lr")
+    text = configs.flagfile_text(fv)
+    assert "--deterministic" in text.splitlines() and "--noscale_lr" in text.splitlines()
+    replayed = parsed(TOOL, *text.splitlines())
+    assert configs.train_config(replayed) == configs.train_config(fv)
+    assert configs.train_config(replayed).deterministic and not configs.train_config(
+        replayed).scale_lr
+
+
+def test_a_field_older_runs_lack_holds_its_default():
+    """config.json of a run made before a setting existed: it ran with the default."""
+    new = config_of(serialized(BASE))
+    old = {**new, "train": {k: v for k, v in new["train"].items() if k != "label_smoothing"}}
+    old.pop("distribution")
+    assert resume_policy.compare(old, new) == ([], [])
+    smoothed = {**new, "train": {**new["train"], "label_smoothing": 0.1}}
+    (refused,), _ = resume_policy.compare(old, smoothed)
+    assert str(refused) == "--label_smoothing: 0.0 -> 0.1"
 
 
 def test_the_derived_bindings_are_refused():
@@ -120,6 +171,7 @@ def test_the_derived_bindings_are_refused():
 
 
 def records(image_size=8, epochs=1, labels=("cat", "dog"), digest="aa"):
+    """Partial records, as the library and older runs may hold."""
     config = {"data": {"data_dir": "/data", "image_size": image_size, "global_batch_size": 64},
               "model": {"name": "small_cnn", "num_classes": len(labels)},
               "train": {"run_dir": "/runs/a", "epochs": epochs, "seed": 0},

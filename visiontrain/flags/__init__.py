@@ -1,1 +1,2 @@
-"""absl flag definitions, validators, and the one conversion from flags to a typed config."""
+"""absl flags generated from the config declarations, the tools' own flags, the one conversion
+from flags to typed configs, and docs/flags.md (reference.py)."""

@@ -1,8 +1,9 @@
 """The one conversion from parsed absl flags to frozen, typed configs.
 
-A config field is filled from the flag of the same name (`--model` fills
-`ModelConfig.name`) when the tool defined that flag, else it keeps its dataclass
-default; list flags become tuples of the field's element type. Everything a config
+A config field is filled from the flag its declaration names (config/schema.py: its own
+name, `--model` for `ModelConfig.name`, or the flag it is `filled_from`) when the tool
+defined that flag, else it keeps its dataclass default; list flags become tuples of the
+field's element type. Everything a config
 needs beyond that (the --augment / --augment_preset pair) is resolved here too, so
 a tool never patches a config after conversion.
 """
@@ -23,8 +24,8 @@ from visiontrain.config import (
     ExportConfig,
     ModelConfig,
     TrainConfig,
+    schema,
 )
-from visiontrain.flags.defaults import flag_name
 
 FLAGS = flags.FLAGS
 
@@ -39,8 +40,8 @@ def from_flags(cls: type, flag_values: flags.FlagValues = FLAGS, **resolved: Any
     types = typing.get_type_hints(cls)
     values, missing = dict(resolved), []
     for field in dataclasses.fields(cls):
-        name = flag_name(cls, field.name)
-        if field.name in resolved or name not in flag_values:
+        name = schema.flag_of(field)
+        if field.name in resolved or name is None or name not in flag_values:
             continue
         value = flag_values[name].value
         if value is None:
@@ -114,10 +115,10 @@ def convert_config(flag_values: flags.FlagValues = FLAGS) -> ConvertConfig:
 # Flags that name files or directories: written absolute into flags.txt, so the run's
 # flagfile replays the same run from any working directory.
 PATH_FLAGS = frozenset(
-    flag_name(cls, field.name)
+    schema.flag_of(field)
     for cls in (ConvertConfig, DataConfig, DistributionConfig, ExportConfig, ModelConfig,
                 TrainConfig)
-    for field in dataclasses.fields(cls) if config_lib.is_path_field(field)
+    for field in dataclasses.fields(cls) if schema.is_path_field(field)
 )
 
 

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-SAMPLINGS = ("none", "balanced")
 # Stream numbers of the seeded draws, apart from the other streams of an epoch seed.
 _ORDER_STREAM, _KEEP_STREAM = 11, 12
 # Passes a stream may make; far more than any epoch needs, and finite.

@@ -42,14 +42,15 @@ def tool_name(main: Callable) -> str:
 
 
 def help_text(description: str, full: bool, flag_values: flags.FlagValues = flags.FLAGS) -> str:
-    """The tool's description and its own flags; with `full`, absl's and TF's flags after."""
+    """The tool's description and its own flags, a section per concern in the order the
+    tool defines them; with `full`, absl's and TF's flags after."""
     ours, theirs = [], []
-    for module in sorted(flag_values.flags_by_module_dict()):
+    for module in flag_values.flags_by_module_dict():
         text = flag_values.module_help(module).strip()
         (ours if "visiontrain" in module else theirs).append(text)
     parts = [description.strip(), "flags:", *ours]
     if full:
-        parts += ["flags of absl and TensorFlow:", *theirs]
+        parts += ["flags of absl and TensorFlow:", *sorted(theirs)]
     else:
         parts.append("--helpfull also lists the flags of absl and TensorFlow.")
     return "\n\n".join(parts) + "\n"

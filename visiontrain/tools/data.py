@@ -15,11 +15,10 @@ import sys
 from absl import flags, logging
 
 from visiontrain.errors import UserError
-from visiontrain.flags.convert import define_convert_flags, define_inspect_flags
+from visiontrain.flags.convert import define_data_tool_flags
 from visiontrain.tools.common import EXIT_INTERRUPTED, run_main
 
-define_convert_flags()
-define_inspect_flags()
+define_data_tool_flags()
 FLAGS = flags.FLAGS
 
 

@@ -21,13 +21,14 @@ define_export_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    # Converted before TensorFlow is imported: a bad value is a prompt one-line error.
+    config = configs.export_config()
     from visiontrain.fileio import check_writable
     from visiontrain.serving import calibrate
     from visiontrain.serving.export import REPORT, export_run
     from visiontrain.training.rundir import load_run, load_thresholds
     from visiontrain.training.runlock import RunLock
 
-    config = configs.export_config()
     check_writable(config.export_dir, "--export_dir")
     run = load_run(config.run_dir, config.weights, config.eval_image_size,
                    config.eval_crop_fraction)

@@ -21,10 +21,7 @@ from absl import logging
 from visiontrain.flags import configs, definitions
 from visiontrain.tools.common import run_main
 
-definitions.define_data_flags()
-definitions.define_model_flags()
-definitions.define_training_flags()
-definitions.define_distribution_flags()
+definitions.define_train_flags()
 
 
 def main(argv: list[str]) -> None:
@@ -50,7 +47,8 @@ def main(argv: list[str]) -> None:
     strategy = strategy_lib.make_strategy(dist)
     try:
         # flags.txt is written with the other records, once every check has passed.
-        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text())
+        results = loop.train(data, model, train, strategy, flagfile=configs.flagfile_text(),
+                             distribution=dist)
     except KeyboardInterrupt:
         # Ctrl-C during start-up: the checkpointing handler takes it from the first step on.
         print("visiontrain-train: interrupted during start-up, before any step of this run; "

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from visiontrain import fileio
 from visiontrain.augment import policy as augment_lib
-from visiontrain.config import DataConfig, ModelConfig, TrainConfig, to_dict
+from visiontrain.config import DataConfig, DistributionConfig, ModelConfig, TrainConfig
 from visiontrain.models.registry import build_model
 from visiontrain.pipelines import datasets
 from visiontrain.training import (
@@ -90,24 +90,13 @@ def seed_everything(config: TrainConfig) -> None:
 
 
 def check_options(model_config: ModelConfig, config: TrainConfig) -> None:
-    """Rejects flag combinations that can only fail later, inside a compiled step.
+    """Rejects combinations across configs that can only fail later, inside a compiled
+    step (TrainConfig checks its own combinations when it is made).
 
     Raises:
-      ValueError: --jit_compile with --deterministic (XLA has no deterministic
-        gradient for some ops, e.g. MaxPool) or with --sync_bn (the synchronised
-        BatchNorm all-reduce is a merge_call, which a compiled function cannot make).
+      ValueError: --jit_compile with --sync_bn (the synchronised BatchNorm all-reduce is
+        a merge_call, which a compiled function cannot make).
     """
-    if config.jit_compile and config.deterministic:
-        raise ValueError(
-            "--jit_compile and --deterministic cannot be combined: XLA has no deterministic "
-            "implementation of some gradients (e.g. MaxPool); drop --jit_compile for "
-            "reproducible runs, or pass --nodeterministic to compile with XLA."
-        )
-    if config.average_of == "last" and config.average_checkpoints > config.keep_checkpoints:
-        raise ValueError(
-            f"--average_checkpoints={config.average_checkpoints} averages the newest "
-            f"checkpoints, but --keep_checkpoints={config.keep_checkpoints} keeps fewer; "
-            f"pass --keep_checkpoints={config.average_checkpoints} or more.")
     if config.jit_compile and model_config.sync_bn:
         raise ValueError(
             "--jit_compile and --sync_bn cannot be combined: synchronised BatchNorm "
@@ -143,6 +132,7 @@ def train(
     config: TrainConfig,
     strategy: tf.distribute.Strategy,
     flagfile: str = "",
+    distribution: DistributionConfig | None = None,
 ) -> dict[str, Any]:
     """Trains (or resumes) a run and returns its final metrics.
 
@@ -152,6 +142,8 @@ def train(
       config: optimisation, schedule, checkpoints, logging.
       strategy: the one strategy of this process (see `training.strategy`).
       flagfile: the tool's flags as flags.txt text, for `rundir.bind_run` ("": none).
+      distribution: the layout `strategy` was made from, recorded in config.json so a
+        rerun's change of it is logged (None: not recorded).
 
     Returns:
       The final validation metrics and bookkeeping, also written to results.json.
@@ -162,7 +154,8 @@ def train(
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(rundir.claim(config.run_dir, is_chief(strategy)))
         try:
-            return _train(data, model_config, config, strategy, cleanup, flagfile)
+            return _train(data, model_config, config, strategy, cleanup, flagfile,
+                          distribution)
         except tf.errors.DataLossError as err:
             raise data_errors.damaged_shard_error(err, data) from None
 
@@ -174,6 +167,7 @@ def _train(
     strategy: tf.distribute.Strategy,
     cleanup: contextlib.ExitStack,
     flagfile: str,
+    distribution: DistributionConfig | None,
 ) -> dict[str, Any]:
     # ---- Data: pre-flight the source before any step runs.
     check_batch(data.global_batch_size, strategy)
@@ -204,8 +198,9 @@ def _train(
     if weights is not None:
         logging.info("Class weights (--class_weights=%s): %s.", config.class_weights,
                      ", ".join(f"{label} {w:.3g}" for label, w in zip(labels, weights)))
-    records = {"data": to_dict(data), "model": to_dict(model_config), "train": to_dict(config)}
-    rundir.bind_run(config.run_dir, {**records, "labels": labels, "class_weights": weights},
+    rundir.bind_run(config.run_dir,
+                    rundir.config_record(data, model_config, config, labels, weights,
+                                         distribution),
                     rundir.run_record(strategy, source.digest, pipelines), flagfile, chief)
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.

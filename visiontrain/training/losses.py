@@ -12,9 +12,6 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-# "auto": softmax for single-label data, bce for multi-label (the manifest's task).
-LOSSES = ("auto", "softmax", "bce")
-
 
 def smoothed_cross_entropy(
     labels: tf.Tensor, logits: tf.Tensor, label_smoothing: float

@@ -15,10 +15,8 @@ import math
 import keras
 import tensorflow as tf
 
-from visiontrain.config import TrainConfig
+from visiontrain.config import OPTIMIZERS, TrainConfig
 from visiontrain.models.registry import backbone_blocks
-
-OPTIMIZERS = ("sgd", "adamw", "rmsprop", "lamb", "lion")
 
 
 def _optimizers(config: TrainConfig) -> dict[str, tuple[type, dict]]:

@@ -5,7 +5,8 @@
       train/            TensorBoard events of the training loop
       validation/       TensorBoard events of evaluation
       flags.txt         replayable flagfile (the tool passes its text, as it owns the flags)
-      config.json       the resolved typed config
+      config.json       the resolved typed configs (`config_record`), which reruns are
+                        compared with
       run.json          versions, devices, strategy, replicas, dataset manifest digest
       results.json      final metrics, written when training ends
       .lock             held by the training process (see runlock.py)
@@ -30,7 +31,14 @@ from absl import logging
 
 import visiontrain
 from visiontrain import fileio
-from visiontrain.config import DataConfig, ModelConfig, from_dict
+from visiontrain.config import (
+    DataConfig,
+    DistributionConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 from visiontrain.errors import UserError
 from visiontrain.fileio import read_json
 from visiontrain.models.registry import build_model
@@ -69,6 +77,18 @@ def run_record(strategy: tf.distribute.Strategy, manifest_digest: str,
     }
 
 
+def config_record(data: DataConfig, model: ModelConfig, train: TrainConfig,
+                  labels: list[str], class_weights: list[float] | None,
+                  distribution: DistributionConfig | None = None) -> dict[str, Any]:
+    """What config.json holds: each config under its `RUN_CONFIGS` key (the library, which
+    takes a strategy instead, records no "distribution"), the label map, and the resolved
+    per-class loss weights (None: unweighted)."""
+    record = {"data": to_dict(data), "model": to_dict(model), "train": to_dict(train)}
+    if distribution is not None:
+        record["distribution"] = to_dict(distribution)
+    return {**record, "labels": list(labels), "class_weights": class_weights}
+
+
 def replica_devices(strategy: tf.distribute.Strategy) -> list[str]:
     """The devices the replicas run on (the default strategy's: the first logical one)."""
     try:
@@ -95,13 +115,14 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
              chief: bool) -> None:
     """Checks a rerun into `run_dir` against its records, then (chief) writes the new ones.
 
+    The rerun is compared with the run through config.json alone (`resume_policy.compare`).
+
     Args:
       run_dir: the run directory; records found there are the previous run's.
-      config: what config.json is to hold ({"data", "model", "train", "labels"} and
-        "class_weights", the resolved per-class loss weights or None).
+      config: what config.json is to hold (`config_record`).
       run: what run.json is to hold (`run_record`).
-      flagfile: flags.txt's text, compared flag by flag when both runs have one (else
-        config.json is); "" from the library, which has no flags.
+      flagfile: flags.txt's text, kept to replay the run; "" from the library, which has
+        no flags.
       chief: only the chief writes.
 
     Raises:
@@ -112,22 +133,15 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
         old_config = read_json(config_path)
         run_path = os.path.join(run_dir, RUN)
         old_run = read_json(run_path) if os.path.exists(run_path) else {}
-        if flagfile and os.path.exists(flags_path):
-            with open(flags_path, encoding="utf-8") as f:
-                old = resume_policy.parse_flagfile(f.read())
-            new = resume_policy.parse_flagfile(flagfile)
-            replay = f"--flagfile={flags_path}"
-        else:
-            old = resume_policy.settings_from_config(old_config)
-            new = resume_policy.settings_from_config(config)
-            replay = f"the values in {config_path}"
-        refused, allowed = resume_policy.compare(old, new)
+        refused, allowed = resume_policy.compare(old_config, config)
         # The label map and class weights are bound through config.json.
         bound = ("labels", "class_weights")
         refused += resume_policy.compare_derived(
             {**old_run, **{key: old_config.get(key) for key in bound}},
             {**run, **{key: config.get(key) for key in bound}})
         if refused:
+            replay = (f"--flagfile={flags_path}" if os.path.exists(flags_path)
+                      else f"the values in {config_path}")
             raise ValueError(resume_policy.refusal_message(run_dir, refused, replay))
         # A worker's flags differ from the chief's in --task_index: only the chief tells.
         if allowed and chief:

@@ -9,9 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from visiontrain.config import TrainConfig
-
-SCHEDULES = ("cosine", "step", "constant")
+from visiontrain.config import SCHEDULES, TrainConfig
 
 
 def peak_learning_rate(config: TrainConfig, global_batch_size: int) -> float:

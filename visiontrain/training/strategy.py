@@ -12,9 +12,7 @@ import os
 
 import tensorflow as tf
 
-from visiontrain.config import DistributionConfig
-
-STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "tpu")
+from visiontrain.config import STRATEGIES, DistributionConfig
 
 
 def split_cpu(num_replicas: int) -> list[str]:

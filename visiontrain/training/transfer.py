@@ -72,17 +72,11 @@ class TransferPlan:
 
 
 def make_plan(config: TrainConfig, steps_per_epoch: int) -> TransferPlan:
-    """The run's `TransferPlan`; checks the transfer flags against each other.
+    """The run's `TransferPlan` (TrainConfig has checked --freeze_epochs against --epochs).
 
     Raises:
-      ValueError: For a bad --unfreeze, --freeze_epochs beyond --epochs, or a
-        --layer_decay outside (0, 1].
+      ValueError: For a bad --unfreeze, or a --layer_decay outside (0, 1].
     """
-    if not 0 <= config.freeze_epochs <= config.epochs:
-        raise ValueError(
-            f"--freeze_epochs={config.freeze_epochs} must be in [0, --epochs="
-            f"{config.epochs}]; freeze_epochs == epochs trains a linear head only."
-        )
     if not 0.0 <= config.layer_decay <= 1.0:
         raise ValueError(
             f"--layer_decay={config.layer_decay} must be in (0, 1] (0 turns it off); "
