@@ -386,3 +386,21 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes_byte_identically(tmp_path):
     names = sorted(n for n in os.listdir(tmp_path / "ref") if n.endswith(".tfrecord"))
     for name in names:
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+
+
+def test_identical_shards_rebuilt_elsewhere_are_the_same_data(tmp_path):
+    """Runs bind the data's content, not its manifest (which records when and where)."""
+    from visiontrain.pipelines import manifest
+
+    make_tree(tmp_path / "src", per_class=6)
+    first = make_tfrecords.build(config(tmp_path, num_shards=2))
+    again = make_tfrecords.build(config(tmp_path, num_shards=2, output=str(tmp_path / "o2")))
+    assert manifest.manifest_digest(str(tmp_path / "out")) != manifest.manifest_digest(
+        str(tmp_path / "o2"))
+    assert manifest.content_digest(first) == manifest.content_digest(again)
+    assert manifest.describe(first) == ("3 classes, single-label, records: train "
+                                        f"{first['splits']['train']['num_records']}, validation "
+                                        f"{first['splits']['validation']['num_records']}")
+    os.remove(tmp_path / "src" / "ant" / "000.png")
+    fewer = make_tfrecords.build(config(tmp_path, num_shards=2, output=str(tmp_path / "o3")))
+    assert manifest.content_digest(fewer) != manifest.content_digest(first)

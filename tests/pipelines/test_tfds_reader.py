@@ -37,7 +37,7 @@ def test_spec_parsing():
 def test_labels_digest_and_file_count(tfds_dir):
     source = _source(tfds_dir)
     assert source.labels == ["x", "y", "z"]
-    assert len(source.digest) == 64
+    assert len(source.identity["sha256"]) == 64 and source.identity["described"].startswith("TFDS ")
     assert len(source.source.files("train")) >= 2
 
 

@@ -256,3 +256,14 @@ def test_an_unwritable_location_is_refused_before_any_work(finished, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"visiontrain-export: error: --export_dir={blocked}/export cannot be written (")
+
+
+def test_a_start_that_fails_after_binding_leaves_no_run_directory(digits, tmp_path):
+    """A missing --pretrained file fails once the run is bound; the fix then just runs."""
+    run_dir = tmp_path / "run"
+    result = run_train(digits, str(run_dir), *FLAGS, f"--pretrained={tmp_path}/missing.h5")
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert "missing.h5" in error_lines(result.stdout)[0]
+    assert not run_dir.exists()
+    result = run_train(digits, str(run_dir), *FLAGS)
+    assert result.returncode == 0, result.stdout[-3000:]

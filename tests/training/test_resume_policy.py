@@ -119,6 +119,7 @@ def test_changing_one_flag_is_refused_or_allowed_as_the_table_says(name, tmp_pat
                                         as_written(flag, other_value(flag)))
     change = str(expected)
     rundir.bind_run(str(tmp_path), config_of(old_text), {}, old_text, chief=True)
+    checkpointed(str(tmp_path))
     before = snapshot(str(tmp_path))
     if not reference.resume_group(name).allowed:
         with pytest.raises(ValueError) as err:
@@ -181,9 +182,17 @@ def records(image_size=8, epochs=1, labels=("cat", "dog"), digest="aa"):
     return config, run, flagfile
 
 
+def checkpointed(run_dir) -> None:
+    """Makes `run_dir` look as if its run saved a checkpoint: only then is it bound."""
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    with open(os.path.join(run_dir, "checkpoints", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-1"\n')
+    open(os.path.join(run_dir, "checkpoints", "ckpt-1.index"), "w").close()
+
+
 def snapshot(run_dir):
     return {name: open(os.path.join(run_dir, name), "rb").read()
-            for name in sorted(os.listdir(run_dir))}
+            for name in sorted(os.listdir(run_dir)) if name != "checkpoints"}
 
 
 @pytest.mark.parametrize("through_tool", [True, False])
@@ -191,6 +200,7 @@ def test_a_refused_rerun_writes_nothing_and_names_old_and_new(tmp_path, through_
     run_dir = str(tmp_path)
     config, run, flagfile = records()
     rundir.bind_run(run_dir, config, run, flagfile if through_tool else "", chief=True)
+    checkpointed(run_dir)
     before = snapshot(run_dir)
     assert set(before) == ({"config.json", "run.json", "flags.txt"} if through_tool
                            else {"config.json", "run.json"})
@@ -210,6 +220,7 @@ def test_a_refused_rerun_writes_nothing_and_names_old_and_new(tmp_path, through_
 def test_an_allowed_rerun_is_logged_and_recorded(tmp_path, absl_caplog):
     run_dir = str(tmp_path)
     rundir.bind_run(run_dir, *records(), chief=True)
+    checkpointed(run_dir)
     rundir.bind_run(run_dir, *records(epochs=3), chief=True)
     assert "changes that keep its meaning: --epochs: 1 -> 3." in absl_caplog.text
     assert "--epochs=3" in (tmp_path / "flags.txt").read_text()
@@ -226,6 +237,36 @@ def test_a_weights_file_edited_between_runs_is_refused(tmp_path):
     config, run, flagfile = records()
     rundir.bind_run(str(tmp_path), {**config, "class_weights": [1.0, 1.0]}, run, flagfile,
                     chief=True)
+    checkpointed(str(tmp_path))
     with pytest.raises(ValueError, match=r"per-class loss weights\): \[1.0, 1.0\] -> \[1.0, 4.0"):
         rundir.bind_run(str(tmp_path), {**config, "class_weights": [1.0, 4.0]}, run, flagfile,
                         chief=True)
+
+
+def test_records_of_a_start_that_saved_no_checkpoint_are_replaced(tmp_path, absl_caplog):
+    """A first start that failed before its first checkpoint binds nothing: the fix the
+    error suggests (another image size, another --pretrained) must be able to run."""
+    run_dir = str(tmp_path)
+    rundir.bind_run(run_dir, *records(), chief=True)
+    rundir.bind_run(run_dir, *records(image_size=10, labels=("dog", "cat"), digest="bb"),
+                    chief=True)
+    assert "saved no checkpoint; this run replaces them" in absl_caplog.text
+    assert '"image_size": 10' in (tmp_path / "config.json").read_text()
+
+
+def identity(sha256: str, described: str) -> dict:
+    return {"dataset": {"sha256": sha256, "described": described}, "input_pipelines": 1}
+
+
+def test_the_data_is_bound_by_content_and_named_in_words():
+    same = resume_policy.compare_derived(identity("aa", "10 classes"), identity("aa", "10 classes"))
+    assert same == []  # rebuilt elsewhere, at another time: the same shards
+    (grown,) = resume_policy.compare_derived(
+        identity("aa", "10 classes, single-label, records: train 1438, validation 359"),
+        identity("bb", "10 classes, single-label, records: train 1500, validation 359"))
+    assert str(grown) == ("--data_dir (the data): 10 classes, single-label, records: train 1438, "
+                          "validation 359 -> 10 classes, single-label, records: train 1500, "
+                          "validation 359")
+    (swapped,) = resume_policy.compare_derived(identity("aa", "2 classes"),
+                                               identity("bb", "2 classes"))
+    assert str(swapped).endswith("2 classes (the same counts, other images or labels)")

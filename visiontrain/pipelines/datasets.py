@@ -313,9 +313,9 @@ class Reader:
         self.multi_label = source.multi_label
 
     @property
-    def digest(self) -> str:
-        """Identifies the data a run was trained on (see `RecordSource.digest`)."""
-        return self.source.digest
+    def identity(self) -> dict[str, str]:
+        """Identifies the data a run was trained on (see `RecordSource.identity`)."""
+        return self.source.identity
 
     def preflight(self) -> None:
         """Checks the source's files, and that the tf.data service answers when configured.

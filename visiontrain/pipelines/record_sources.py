@@ -47,8 +47,9 @@ class RecordSource(Protocol):
     jpeg_png_only: bool
 
     @property
-    def digest(self) -> str:
-        """Identifies the data a run was trained on."""
+    def identity(self) -> dict[str, str]:
+        """Identifies the data a run is trained on: "sha256" of what a run reads and
+        "described", the data in words for a refusal message."""
 
     def preflight(self) -> None:
         """Raises ValueError, with the fix, when the data cannot be read as it is."""
@@ -110,9 +111,13 @@ class ShardSource:
         self._parse = make_record_parser(len(self.labels), self.multi_label, with_orientation)
 
     @property
-    def digest(self) -> str:
-        """sha256 of the manifest."""
-        return manifest_lib.manifest_digest(self.data_dir)
+    def identity(self) -> dict[str, str]:
+        """The shards' content (`manifest.content_digest`): rebuilt byte-identical shards
+        are the same data wherever and whenever they were built. "manifest_sha256" is
+        what runs bound before, to compare with their records."""
+        return {"sha256": manifest_lib.content_digest(self.manifest),
+                "described": manifest_lib.describe(self.manifest),
+                "manifest_sha256": manifest_lib.manifest_digest(self.data_dir)}
 
     def preflight(self) -> None:
         """Checks every shard's record count (and sha256 when asked)."""

@@ -65,11 +65,14 @@ class TfdsSource:
             )
 
     @property
-    def digest(self) -> str:
-        """sha256 of the dataset's name, version and per-file record counts."""
+    def identity(self) -> dict[str, str]:
+        """sha256 of the dataset's name, version and per-file record counts, and those in
+        words."""
         splits = {s: list(self.builder.info.splits[s].shard_lengths) for s in _SPLITS}
         ident = [self.builder.info.full_name, splits]
-        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
+        records = ", ".join(f"{s} {sum(n)}" for s, n in splits.items())
+        return {"sha256": hashlib.sha256(json.dumps(ident).encode()).hexdigest(),
+                "described": f"TFDS {self.builder.info.full_name}, records: {records}"}
 
     def files(self, split: str) -> list[RecordFile]:
         """The split's files in TFDS's shard order."""

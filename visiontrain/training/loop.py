@@ -201,7 +201,7 @@ def _train(
     rundir.bind_run(config.run_dir,
                     rundir.config_record(data, model_config, config, labels, weights,
                                          distribution),
-                    rundir.run_record(strategy, source.digest, pipelines), flagfile, chief)
+                    rundir.run_record(strategy, source.identity, pipelines), flagfile, chief)
 
     # ---- Model and optimizer, created in scope so their variables are mirrored.
     seed_everything(config)

@@ -20,7 +20,6 @@ from visiontrain.config import RUN_CONFIGS, schema
 
 # Bound values that no single setting holds: (record key, what it is, the flags behind it).
 DERIVED = (
-    ("dataset_manifest_sha256", "the dataset's manifest sha256", "--data_dir"),
     ("labels", "the label map", "--data_dir"),
     ("class_weights", "the per-class loss weights", "--class_weights/--data_dir"),
     ("input_pipelines", "the number of input pipelines (one per worker)",
@@ -98,9 +97,28 @@ def _value(section: dict[str, Any], field: dataclasses.Field) -> Any:
 
 
 def compare_derived(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
-    """Changes of the bound values in `DERIVED` (keys missing on either side are skipped)."""
-    return [Change(flags, old[key], new[key], what) for key, what, flags in DERIVED
-            if key in old and key in new and old[key] != new[key]]
+    """Changes of the bound values in `DERIVED` (keys missing on either side are skipped),
+    and of the data itself (`_data_change`)."""
+    return _data_change(old, new) + [
+        Change(flags, old[key], new[key], what) for key, what, flags in DERIVED
+        if key in old and key in new and old[key] != new[key]]
+
+
+def _data_change(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """The data, compared by content and said in words: rebuilt byte-identical shards
+    resume, wherever and whenever they were built. A run recorded before the content
+    digest is compared by its manifest's sha256, as it was bound then."""
+    if "dataset" in old and "dataset" in new:
+        if old["dataset"]["sha256"] == new["dataset"]["sha256"]:
+            return []
+        was, now = old["dataset"]["described"], new["dataset"]["described"]
+        if was == now:
+            now += " (the same counts, other images or labels)"
+        return [Change("--data_dir", was, now, "the data")]
+    key = "dataset_manifest_sha256"
+    if old.get(key, new.get(key)) != new.get(key):
+        return [Change("--data_dir", old[key], new[key], "the dataset's manifest sha256")]
+    return []
 
 
 def refusal_message(run_dir: str, refused: list[Change], replay: str) -> str:

@@ -59,9 +59,10 @@ THRESHOLDS = "thresholds.json"
 FLAGS = "flags.txt"
 
 
-def run_record(strategy: tf.distribute.Strategy, manifest_digest: str,
+def run_record(strategy: tf.distribute.Strategy, dataset: dict[str, str],
                input_pipelines: int = 1) -> dict[str, Any]:
-    """What run.json holds: enough to tell later where and how a run was made."""
+    """What run.json holds: enough to tell later where and how a run was made, and on
+    which data (`RecordSource.identity`)."""
     return {
         "visiontrain": visiontrain.__version__,
         "tensorflow": tf.__version__,
@@ -72,7 +73,9 @@ def run_record(strategy: tf.distribute.Strategy, manifest_digest: str,
         "strategy": type(strategy).__name__,
         "num_replicas": strategy.num_replicas_in_sync,
         "replica_devices": replica_devices(strategy),
-        "dataset_manifest_sha256": manifest_digest,
+        "dataset": {k: v for k, v in dataset.items() if k != "manifest_sha256"},
+        # What runs before the content digest bound, so that they still resume.
+        "dataset_manifest_sha256": dataset.get("manifest_sha256", dataset["sha256"]),
         "input_pipelines": input_pipelines,
     }
 
@@ -101,12 +104,15 @@ def claim(run_dir: str, chief: bool) -> contextlib.ExitStack:
     """What a training process holds while it runs: the run directory's lock (chief),
     and its own SIGINT handler back afterwards (preemption.py takes Ctrl-C meanwhile).
 
-    A start that fails before `bind_run` wrote config.json removes the lock file and
-    the run directory if this claim created them.
+    A start that fails before the first checkpoint removes the run directory, with
+    the records it wrote, if this claim created it: a failed first start leaves
+    nothing behind, whatever failed (a bad --pretrained file, a model that cannot be
+    built at the size asked for, the network).
     """
     stack = contextlib.ExitStack()
     if chief:
-        stack.enter_context(RunLock(run_dir, marker=CONFIG))
+        stack.enter_context(RunLock(run_dir, marker=os.path.join(CHECKPOINTS, "checkpoint"),
+                                    discard=True))
     stack.enter_context(preemption.sigint_watched())
     return stack
 
@@ -126,10 +132,16 @@ def bind_run(run_dir: str, config: dict[str, Any], run: dict[str, Any], flagfile
       chief: only the chief writes.
 
     Raises:
-      ValueError: the rerun changes what `resume_policy` binds; nothing was written.
+      ValueError: the rerun changes what `resume_policy` binds in a run that saved a
+        checkpoint; nothing was written.
     """
     config_path, flags_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, FLAGS)
-    if os.path.exists(config_path):
+    checkpointed = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS)) is not None
+    if os.path.exists(config_path) and not checkpointed:
+        # A start that failed before its first checkpoint: nothing to mix runs in.
+        logging.info("%s holds the records of a start that saved no checkpoint; this run "
+                     "replaces them.", run_dir)
+    elif os.path.exists(config_path):
         old_config = read_json(config_path)
         run_path = os.path.join(run_dir, RUN)
         old_run = read_json(run_path) if os.path.exists(run_path) else {}
