@@ -17,8 +17,9 @@ class ConvertConfig:
     """Everything `build` needs (no resume groups: shards are not a training run)."""
 
     source: str = SOURCE(help="Class-per-folder image tree (optionally with train/ and val/ "
-                         "or validation/ sub-trees), or tfds:NAME[/CONFIG] for a prepared "
-                         "TFDS dataset.", path=True)
+                         "or validation/ sub-trees), a label file (LABELS.csv with a header "
+                         "path,label[,split] or path,labels; LABELS.jsonl), or "
+                         "tfds:NAME[/CONFIG] for a prepared TFDS dataset.", path=True)
     output: str = SOURCE(help="Directory for shards, labels.json, manifest.json.", path=True)
     tfds_data_dir: str = SOURCE("", help="TFDS data_dir for tfds: sources.", path=True)
     val_fraction: float = SOURCE(0.1, help="Per-class fraction held out for validation when "

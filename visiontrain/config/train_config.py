@@ -113,8 +113,8 @@ class TrainConfig:
                               resume=EXECUTION)
     seed: int = RUN(0, help="Seed for data order, crops and initialisation.", resume=ORDER)
     augment: str = AUGMENT("", help="On-device augmentation policy, e.g. "
-                           "'flip,randaugment:2:9,mixup:0.2' (ops: see "
-                           "visiontrain.augment.policy.describe_ops). Excludes "
+                           "'flip,randaugment:2:9,mixup:0.2' (every op and its arguments: "
+                           "docs/training.md, 'Augmentation on the device'). Excludes "
                            "--augment_preset.", resume=RECIPE)
     max_nan_retries: int = CHECKPOINTS(2, help="On a NaN/inf loss, restore the last checkpoint "
                                        "and retry this many times before stopping.",

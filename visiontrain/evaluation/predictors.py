@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from visiontrain.config import DataConfig
 from visiontrain.pipelines.preprocess import decode_rgb, preprocess_for_eval
 
 TTA_MODES = ("none", "flip")
+# A job longer than a few seconds says how far it is; this often.
+PROGRESS_SECONDS = 10.0
 
 
 def collect(
-    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset, keep_mistakes: int = 16
+    predict: Callable[[tf.Tensor], tf.Tensor], records: tf.data.Dataset, keep_mistakes: int = 16,
+    total: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, bytes, int, int]]]:
-    """Runs `predict` (encoded bytes -> probabilities) over all records.
+    """Runs `predict` (encoded bytes -> probabilities) over all records, logging its
+    progress every PROGRESS_SECONDS (of `total` records, when known).
 
     Returns:
       probabilities [N, C], labels [N], and the `keep_mistakes` most confident
       mistakes as (confidence, encoded bytes, true label, predicted label).
     """
     probabilities, labels, mistakes = [], [], []
+    start = last = time.monotonic()
+    done = 0
     for encoded, label in records:
+        done += len(label)
+        if time.monotonic() - last >= PROGRESS_SECONDS:
+            last = time.monotonic()
+            logging.info("evaluated %d%s images, %.0f img/s", done,
+                         f"/{total}" if total else "", done / (last - start))
         batch = predict(encoded).numpy()
         label = label.numpy()
         predicted = batch.argmax(axis=1)

@@ -304,6 +304,8 @@ def export_run(
         tflite.require_litert()
     if config.onnx:
         onnx_export.require_onnx()
+    # Each stage takes seconds to tens of seconds: say which one is running.
+    logging.info("Export: building the serving signatures.")
     temperature, threshold, learned = calibrate.plan(config, model, data)
     archive, endpoints = signatures.build_archive(
         model, labels, data.image_size, data.eval_crop_fraction, config.top_k, config.max_pixels,
@@ -315,12 +317,18 @@ def export_run(
     _remove_stale_versions(config.export_dir)
     tmp = os.path.join(config.export_dir, f".tmp-{version}-{os.getpid()}")
     try:
+        logging.info("Export: writing the SavedModel to %s.", tmp)
         archive.write_out(tmp, verbose=False)
         write_json_atomic(os.path.join(tmp, METADATA),
                           _metadata(config, run, version, thresholds, temperature, learned))
         warmup.write_warmup(tmp, requests)
+        logging.info("Export: checking it in a process that imports only TensorFlow.")
         report = {"version": version, "check_images": len(encoded), **learned,
                   **check_export(tmp, requests, expected)}
+        if config.tflite or config.onnx:
+            logging.info("Export: converting to %s and checking agreement.",
+                         " and ".join(n for n, on in (("TFLite", config.tflite),
+                                                      ("ONNX", config.onnx)) if on))
         if config.tflite:
             report["tflite"] = tflite_report(
                 model, data, config.tflite, encoded,

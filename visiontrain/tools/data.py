@@ -1,6 +1,7 @@
 """visiontrain-data: build, verify and inspect TFRecord shards.
 
-  visiontrain-data build --source=DIR|tfds:NAME[/CONFIG] --output=OUT [--strict] ...
+  visiontrain-data build --source=DIR|LABELS.csv|LABELS.jsonl|tfds:NAME[/CONFIG] \
+      --output=OUT [--strict] ...
   visiontrain-data verify OUT      # every shard vs the manifest, every image decoded
   visiontrain-data inspect OUT     # per-class counts and OUT/inspect_grid.png
 

@@ -85,7 +85,8 @@ def main(argv: list[str]) -> None:
             multilabel_run.write_scalars(summaries.writer_for(logdir), FLAGS.split, report)
     else:
         records = record_sources.encoded_records(data_dir, FLAGS.split, FLAGS.batch_size)
-        probabilities, labels_, mistakes = predictors.collect(predict, records, FLAGS.mistakes)
+        probabilities, labels_, mistakes = predictors.collect(
+            predict, records, FLAGS.mistakes, manifest["splits"][FLAGS.split]["num_records"])
         report = metrics.summarize(probabilities, labels_, labels)
         metrics.add_train_frequency(report, manifest["splits"]["train"].get("class_counts", {}))
         pictures = draw_pictures(report, mistakes, image_size)
