@@ -90,7 +90,8 @@ def test_a_rerun_that_changes_the_meaning_is_refused_and_touches_nothing(
     assert result.returncode == 2, result.stdout[-3000:]
     (line,) = error_lines(result.stdout)
     for change in ("--global_batch_size: 64 -> 32", "--image_size: 8 -> 10",
-                   "--data_dir (the dataset's manifest sha256): ",
+                   "--data_dir (the data; the same counts, other images or labels): 10 "
+                   "classes, single-label, records: train 1500",
                    "--data_dir (the label map): ['0', '1', "):
         assert change in line
     assert "--eval_every" not in line, "an allowed change is not a reason to refuse"

@@ -269,4 +269,5 @@ def test_the_data_is_bound_by_content_and_named_in_words():
                           "validation 359")
     (swapped,) = resume_policy.compare_derived(identity("aa", "2 classes"),
                                                identity("bb", "2 classes"))
-    assert str(swapped).endswith("2 classes (the same counts, other images or labels)")
+    assert str(swapped) == ("--data_dir (the data; the same counts, other images or labels): "
+                            "2 classes -> 2 classes")

@@ -112,9 +112,8 @@ def _data_change(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         if old["dataset"]["sha256"] == new["dataset"]["sha256"]:
             return []
         was, now = old["dataset"]["described"], new["dataset"]["described"]
-        if was == now:
-            now += " (the same counts, other images or labels)"
-        return [Change("--data_dir", was, now, "the data")]
+        what = "the data" + ("; the same counts, other images or labels" if was == now else "")
+        return [Change("--data_dir", was, now, what)]
     key = "dataset_manifest_sha256"
     if old.get(key, new.get(key)) != new.get(key):
         return [Change("--data_dir", old[key], new[key], "the dataset's manifest sha256")]
