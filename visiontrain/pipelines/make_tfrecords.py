@@ -97,6 +97,30 @@ def conflicting_labels(items: list[sources.SourceItem], hashes: dict[str, str],
             if len(set(files.values())) > 1]
 
 
+def _report_duplicates(cfg: ConvertConfig, source: sources.Source,
+                       accepted: list[sources.SourceItem], hashes: dict[str, str]
+                       ) -> tuple[list[sources.SourceItem], dict[str, list[dict]]]:
+    """Logs copies and label conflicts, drops them with --dedupe: (items kept, the
+    manifest's "duplicates")."""
+    within, across, droppable = find_duplicates(accepted, hashes)
+    if within or across:
+        logging.warning("%d duplicate group(s) within a split, %d across train/validation%s",
+                        len(within), len(across), "; dropping" if cfg.dedupe else "")
+    conflicts = conflicting_labels(accepted, hashes, source.labels)
+    if conflicts:
+        example = ", ".join(f"{f} as {n}" for f, n in conflicts[0]["files"].items())
+        logging.warning(
+            "%d image(s) are stored under different labels (e.g. %s): all but one copy "
+            "is mislabelled%s; manifest.json lists them under "
+            "duplicates.conflicting_labels", len(conflicts), example,
+            "; --dedupe drops every copy" if cfg.dedupe else "")
+        droppable |= {f for group in conflicts for f in group["files"]}
+    if cfg.dedupe:
+        accepted = [i for i in accepted if i.relpath not in droppable]
+    return accepted, {"within_split": within, "across_splits": across,
+                      "conflicting_labels": conflicts}
+
+
 def plan_num_shards(records: int, total_bytes: int, cfg: ConvertConfig) -> int:
     """Shard count: fixed `num_shards`, else by size, raised toward 8 for parallel reads."""
     if cfg.num_shards:
@@ -311,22 +335,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         skipped.sort(key=lambda s: s["file"])
         _fail_if_strict(cfg, skipped)
         accepted = sources.stratified_split(accepted, cfg.val_fraction, cfg.seed)
-        within, across, droppable = find_duplicates(accepted, hashes)
-        if within or across:
-            logging.warning("%d duplicate group(s) within a split, %d across train/validation%s",
-                            len(within), len(across), "; dropping" if cfg.dedupe else "")
-        conflicts = conflicting_labels(accepted, hashes, source.labels)
-        if conflicts:
-            example = ", ".join(f"{f} as {n}" for f, n in conflicts[0]["files"].items())
-            logging.warning(
-                "%d image(s) are stored under different labels (e.g. %s): all but one copy "
-                "is mislabelled%s; manifest.json lists them under "
-                "duplicates.conflicting_labels", len(conflicts), example,
-                "; --dedupe drops every copy" if cfg.dedupe else "")
-            if cfg.dedupe:
-                droppable |= {f for group in conflicts for f in group["files"]}
-        if cfg.dedupe:
-            accepted = [i for i in accepted if i.relpath not in droppable]
+        accepted, duplicates = _report_duplicates(cfg, source, accepted, hashes)
         plans = {}
         for index, split in enumerate(sources.SPLITS):
             members = [i for i in accepted if i.split == split]
@@ -359,8 +368,7 @@ def build(cfg: ConvertConfig) -> dict[str, Any]:
         schema.TASK: schema.MULTI_LABEL if source.multi_label else schema.SINGLE_LABEL,
         "skipped": skipped, "layout": source.layout,
         "links_not_followed": [{"link": k, "reason": r} for k, r in source.links],
-        "duplicates": {"within_split": within, "across_splits": across,
-                       "conflicting_labels": conflicts},
+        "duplicates": duplicates,
     }
     fileio.write_json_atomic(os.path.join(cfg.output, schema.LABELS_FILE), list(source.labels))
     fileio.write_json_atomic(os.path.join(cfg.output, schema.MANIFEST_FILE), result)
